@@ -1,0 +1,42 @@
+"""Celery tasks of the chat. Each takes the tenant's schema name and ids, never objects."""
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from celery import shared_task
+from django.db import connection
+from django_tenants.utils import get_public_schema_name
+
+from chat.actions import do_generate_assistant_reply
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TenantContextMissing(RuntimeError):
+    """A tenant task ran without (or in another than) the tenant context it was sent for."""
+
+
+def requires_tenant_context(func: F) -> F:
+    """The worker switches schema from the message header (tenant-schemas-celery); the explicit
+    tenant_schema argument must agree with it. A task sent from outside a tenant fails loudly."""
+
+    @wraps(func)
+    def wrapper(tenant_schema: str, *args: Any, **kwargs: Any) -> Any:
+        active = connection.schema_name
+        if active == get_public_schema_name() or active != tenant_schema:
+            raise TenantContextMissing(
+                f"{func.__name__} for tenant {tenant_schema!r} is running in schema {active!r}; refusing."
+            )
+        return func(tenant_schema, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# acks_late (settings) + idempotent body: a worker killed mid-call gets the task redelivered, and the
+# gateway's request id keeps the provider call and its record single.
+@shared_task(name="chat.generate_assistant_reply")
+@requires_tenant_context
+def generate_assistant_reply(tenant_schema: str, message_id: str) -> None:
+    do_generate_assistant_reply(uuid.UUID(message_id))

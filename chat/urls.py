@@ -1,0 +1,13 @@
+from django.urls import path
+
+from chat import views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("new/", views.new_conversation, name="new"),
+    path("<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
+    path("<uuid:conversation_id>/messages/", views.send_message, name="send"),
+    path("<uuid:conversation_id>/messages/<uuid:message_id>/", views.message_fragment, name="message"),
+]

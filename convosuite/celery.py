@@ -1,0 +1,21 @@
+"""Celery app. Tasks carry the sender's schema in a header (tenant-schemas-celery) and the worker runs
+each task inside that tenant's schema; chat/tasks.py refuses to run a task outside a tenant."""
+
+import os
+
+from celery.signals import worker_init
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "convosuite.settings.local")
+
+app = CeleryApp("convosuite")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@worker_init.connect
+def load_provider_client(**kwargs: object) -> None:
+    """Import the model client once in the parent process, so forked workers start warm."""
+    from gateway.service import load_provider_client
+
+    load_provider_client()

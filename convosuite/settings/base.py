@@ -1,0 +1,191 @@
+"""Settings shared by every environment. Every knob comes from the environment (django-environ).
+
+Local, test and production modules override only what differs; production never defaults a secret.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[".localhost", "localhost", "127.0.0.1"])
+
+# --- Apps --------------------------------------------------------------------------------------------
+# https://django-tenants.readthedocs.io/en/latest/install.html
+# Public schema: the platform only (tenants, domains, platform staff, sessions).
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "accounts",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+    "mozilla_django_oidc",
+    "django_htmx",
+]
+# Each tenant's schema: everything a tenant owns, including its members.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "accounts",
+    "audit",
+    "gateway",
+    "chat",
+    "prompts",
+    "knowledge",
+]
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_URLCONF = "convosuite.urls_public"
+ROOT_URLCONF = "convosuite.urls"
+AUTH_USER_MODEL = "accounts.User"
+
+MIDDLEWARE = [
+    # Resolves the tenant from the request's host name and sets the schema; unknown hosts get 404.
+    "django_tenants.middleware.main.TenantMainMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    # Must run before anything reads request.user: a session is bound to the tenant it was created on.
+    "accounts.middleware.TenantSessionGuardMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "convosuite.wsgi.application"
+
+# --- Database ----------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/convosuite")}
+DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Sessions and security ---------------------------------------------------------------------------
+# Sessions live in the public schema so that a session replayed on another tenant's domain is recognised
+# (and refused with 403) instead of silently looking like an anonymous visitor.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default for forms.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Identity: OpenID Connect (mozilla-django-oidc) -------------------------------------------------
+# https://mozilla-django-oidc.readthedocs.io/en/stable/settings.html ; docs/identity.md explains each value.
+AUTHENTICATION_BACKENDS = ["accounts.oidc.TenantOIDCBackend"]
+OIDC_ISSUER = env("OIDC_ISSUER", default="http://localhost:8090/o").rstrip("/")
+OIDC_RP_CLIENT_ID = env("OIDC_CLIENT_ID", default="convosuite-web")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_AUTHORIZATION_ENDPOINT", default=f"{OIDC_ISSUER}/authorize/")
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_TOKEN_ENDPOINT", default=f"{OIDC_ISSUER}/token/")
+OIDC_OP_USER_ENDPOINT = env("OIDC_USERINFO_ENDPOINT", default=f"{OIDC_ISSUER}/userinfo/")
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_JWKS_ENDPOINT", default=f"{OIDC_ISSUER}/.well-known/jwks.json")
+OIDC_OP_END_SESSION_ENDPOINT = env("OIDC_END_SESSION_ENDPOINT", default=f"{OIDC_ISSUER}/logout/")
+OIDC_TENANT_CLAIM = env("OIDC_TENANT_CLAIM", default="tenant")
+OIDC_ROLES_CLAIM = env("OIDC_ROLES_CLAIM", default="roles")
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_STORE_ID_TOKEN = True  # sent back as id_token_hint when signing out at the provider
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
+OIDC_OP_LOGOUT_URL_METHOD = "accounts.oidc.provider_logout_url"
+LOGIN_URL = "oidc_authentication_init"
+LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL_FAILURE = "/login-failed/"
+LOGOUT_REDIRECT_URL = "/"
+
+# --- Celery ------------------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="convosuite")
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_TASK_IGNORE_RESULT = True
+# A model call must survive a worker crash: ack after the task ran, redeliver if the worker died.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+
+# --- Model gateway -----------------------------------------------------------------------------------
+# Model aliases the product knows. Prices are per token in USD; a model without a price is not offered.
+GATEWAY_LOCAL_MODEL_BASE = env("GATEWAY_LOCAL_MODEL_BASE", default="http://127.0.0.1:8091/v1")
+GATEWAY_MODELS = {
+    "smollm2": {
+        "litellm_model": "openai/SmolLM2-135M-Instruct",
+        "api_base": GATEWAY_LOCAL_MODEL_BASE,
+        "api_key": env("GATEWAY_LOCAL_MODEL_KEY", default="local-model"),
+        "provider": "local-llama-cpp",
+        # Self-hosted on our own CPU: explicitly priced at zero, not "unknown".
+        "input_cost_per_token": "0",
+        "output_cost_per_token": "0",
+        "max_tokens": 256,
+        "timeout_seconds": 60,
+    },
+}
+GATEWAY_DEFAULT_MODEL = env("GATEWAY_DEFAULT_MODEL", default="smollm2")
+CHAT_SYSTEM_PROMPT = (
+    "You are a helpful assistant for the employees of a company. Answer briefly and politely."
+)
+CHAT_MAX_MESSAGE_CHARS = 8000
+CHAT_HISTORY_MESSAGES = 12
+
+# --- Static files, i18n ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging -----------------------------------------------------------------------------------------
+# Prompt and response text never goes to logs at INFO or above; libraries that might print request
+# bodies (LiteLLM, httpx) are held at WARNING.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "LiteLLM": {"level": "WARNING"},
+        "LiteLLM Router": {"level": "WARNING"},
+        "LiteLLM Proxy": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "convosuite.security": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,8 @@
+"""Local development: `make up`. Insecure defaults are fine here and only here."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-development-only-not-a-secret")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="dev-secret-change-me")

@@ -1,0 +1,12 @@
+"""Production: secrets have no defaults, cookies are secure, DEBUG is off."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET")
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)

@@ -1,0 +1,30 @@
+"""URLs on the platform domain (public schema): landing page and Django admin for platform staff."""
+
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.urls import include, path
+
+from accounts import views as account_views
+from accounts.access import public_view
+
+# Platform staff sign in through the identity provider too; the admin's own password form is not offered.
+admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
+admin.site.site_header = "ConvoSuite platform"
+
+
+@public_view
+def landing(request):  # type: ignore[no-untyped-def]
+    return render(request, "public/landing.html")
+
+
+urlpatterns = [
+    path("", landing, name="landing"),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("logout/", account_views.logout, name="logout"),
+    path("login-failed/", account_views.login_failed, name="login_failed"),
+    path("admin/", admin.site.urls),
+]
+
+handler403 = "convosuite.errors.permission_denied"
+handler404 = "convosuite.errors.page_not_found"

@@ -1,0 +1,1 @@
+"""The only door to model providers. Nothing outside gateway/ imports litellm."""

@@ -1,0 +1,1 @@
+"""Knowledge bases, documents and chunks (tenant schema, pgvector). Filled by the knowledge-base issue."""

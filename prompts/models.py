@@ -1,0 +1,1 @@
+"""Prompt templates and their versions (tenant schema). Filled by the prompts issue."""

@@ -1,0 +1,179 @@
+"""Shared fixtures. Tests run against the real services: PostgreSQL (a test database created by
+pytest-django, migrated by django-tenants), Redis, a Celery worker process, the development identity
+provider and the provider simulator, each in its own process."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context, tenant_context
+
+from accounts.middleware import SESSION_TENANT_KEY
+from accounts.models import User
+from devtools.idp.testing import start_idp, stop_idp
+from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
+from tenants.actions import do_create_tenant
+from tenants.models import Tenant
+from tests.factories import UserFactory
+from tests.support import processes
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+TEST_CLIENT_SECRET = "test-secret"
+
+
+@pytest.fixture(scope="session")
+def tenants(django_db_setup: None, django_db_blocker: Any) -> dict[str, Tenant]:
+    """The platform tenant and two customer tenants, committed once for the whole session."""
+    with django_db_blocker.unblock():
+        return {
+            "public": do_create_tenant(slug="public", name="Platform", domains=["localhost", "testserver"]),
+            "acme": do_create_tenant(slug="acme", name="Acme Corporation", domains=["acme.localhost"]),
+            "globex": do_create_tenant(slug="globex", name="Globex Industries", domains=["globex.localhost"]),
+        }
+
+
+@pytest.fixture
+def acme(tenants: dict[str, Tenant]) -> Tenant:
+    return tenants["acme"]
+
+
+@pytest.fixture
+def globex(tenants: dict[str, Tenant]) -> Tenant:
+    return tenants["globex"]
+
+
+@pytest.fixture(autouse=True)
+def _back_to_public_schema() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def committed_db(tenants: dict[str, Tenant], django_db_blocker: Any) -> Iterator[None]:
+    """Database access without a wrapping transaction, for tests whose data other processes must see.
+    Such tests create their own users, so nothing they leave behind is shared with another test."""
+    with django_db_blocker.unblock():
+        yield
+
+
+def make_member(tenant: Tenant, **fields: Any) -> User:
+    with tenant_context(tenant):
+        return UserFactory(**fields)
+
+
+def client_for(tenant: Tenant, user: User | None = None) -> Client:
+    """A Django test client on the tenant's domain, signed in as `user` with a session bound to the tenant
+    exactly as a real sign-in binds it."""
+    domain = tenant.get_primary_domain().domain
+    client = Client(HTTP_HOST=domain)
+    if user is not None:
+        with schema_context(tenant.schema_name):
+            client.force_login(user, backend="accounts.oidc.TenantOIDCBackend")
+            session = client.session
+            session[SESSION_TENANT_KEY] = tenant.schema_name
+            session.save()
+    return client
+
+
+# --- the running stack -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    web_port: int
+    issuer: str
+    simulator: SimulatorControl
+    env: dict[str, str]
+
+    def url(self, tenant_slug: str, path: str = "/") -> str:
+        return f"http://{tenant_slug}.localhost:{self.web_port}{path}"
+
+
+@pytest.fixture(scope="session")
+def simulator(tenants: dict[str, Tenant]) -> Iterator[SimulatorControl]:
+    port = processes.free_port()
+    process = start_simulator(port)
+    base = f"http://127.0.0.1:{port}"
+    # In-process gateway calls (unit tests) and the worker process both talk to this simulator.
+    settings.GATEWAY_MODELS["sim-model"]["api_base"] = f"{base}/v1"
+    try:
+        yield SimulatorControl(base)
+    finally:
+        stop_simulator(process)
+
+
+@pytest.fixture
+def sim(simulator: SimulatorControl) -> SimulatorControl:
+    simulator.reset()
+    return simulator
+
+
+@pytest.fixture(scope="session")
+def stack_env(simulator: SimulatorControl, tenants: dict[str, Tenant]) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        "DJANGO_SETTINGS_MODULE": "convosuite.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "GATEWAY_SIMULATOR_BASE": settings.GATEWAY_MODELS["sim-model"]["api_base"],
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "OIDC_CLIENT_SECRET": TEST_CLIENT_SECRET,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env: dict[str, str]) -> Iterator[None]:
+    # Start from an empty broker database so no task of an earlier run is delivered into this one.
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    process = processes.start_worker("worker", stack_env)
+    try:
+        yield
+    finally:
+        processes.stop(process)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env: dict[str, str], worker: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Identity provider + web server + worker + simulator, all real processes."""
+    web_port, idp_port = processes.free_port(), processes.free_port()
+    hosts = [f"{slug}.localhost:{web_port}" for slug in ("acme", "globex")] + [f"localhost:{web_port}"]
+    idp_process, issuer = start_idp(
+        idp_port,
+        tmp_path_factory.mktemp("idp"),
+        redirect_uris=[f"http://{host}/oidc/callback/" for host in hosts],
+        post_logout_uris=[f"http://{host}/" for host in hosts],
+        client_secret=TEST_CLIENT_SECRET,
+    )
+    env = {**stack_env, "OIDC_ISSUER": issuer}
+    web_process = None
+    try:
+        web_process = processes.start_web(web_port, env)
+        yield Stack(web_port=web_port, issuer=issuer, simulator=SimulatorControl(
+            stack_env["GATEWAY_SIMULATOR_BASE"].removesuffix("/v1")), env=env)
+    finally:
+        if web_process is not None:
+            processes.stop(web_process)
+        stop_idp(idp_process)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    def wait(condition: Callable[[], Any], timeout: float = 30, message: str = "condition") -> Any:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+    return wait

@@ -1,0 +1,39 @@
+"""factory-boy factories for tenant data. Use them inside tenant_context(tenant)."""
+
+import uuid
+
+import factory
+
+from accounts.models import Role, User
+from chat.models import Conversation, Message
+
+TEST_ISSUER = "http://idp.test/o"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+
+    issuer = TEST_ISSUER
+    subject = factory.LazyFunction(lambda: f"sub-{uuid.uuid4()}")
+    username = factory.LazyAttribute(lambda user: f"u-{user.subject}"[:40])
+    email = factory.Sequence(lambda n: f"person{n}@example.test")
+    display_name = factory.Faker("name")
+    roles = factory.LazyFunction(lambda: [Role.END_USER.value])
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    owner = factory.SubFactory(UserFactory)
+    title = factory.Faker("sentence", nb_words=4)
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    conversation = factory.SubFactory(ConversationFactory)
+    role = Message.Role.USER
+    content = factory.Faker("sentence")
