@@ -9,7 +9,9 @@ SIGNED_OUT_COOKIE = "signed_out"
 
 @public_view
 def login_failed(request: HttpRequest) -> HttpResponse:
-    reason = request.session.pop(LOGIN_FAILURE_REASON_KEY, "The sign-in could not be completed. Please try again.")
+    reason = request.session.pop(
+        LOGIN_FAILURE_REASON_KEY, "The sign-in could not be completed. Please try again."
+    )
     return render(request, "accounts/login_failed.html", {"reason": reason}, status=403)
 
 

@@ -3,13 +3,14 @@
 import uuid
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Conversation, Message
 from gateway.service import GatewayError, complete
+from tenants.context import current_schema
 
 TITLE_LENGTH = 60
 
@@ -62,7 +63,7 @@ def do_post_user_message(conversation: Conversation, content: str) -> tuple[Mess
 
     from chat.tasks import generate_assistant_reply
 
-    tenant_schema = connection.schema_name
+    tenant_schema = current_schema()
     message_id = str(assistant_message.id)
     transaction.on_commit(lambda: generate_assistant_reply.delay(tenant_schema, message_id))
     return user_message, assistant_message
@@ -93,7 +94,7 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
         return
     try:
         completion = complete(
-            tenant_schema=connection.schema_name,
+            tenant_schema=current_schema(),
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
             model=settings.GATEWAY_DEFAULT_MODEL,

@@ -6,10 +6,9 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from celery import shared_task
-from django.db import connection
-from django_tenants.utils import get_public_schema_name
 
 from chat.actions import do_generate_assistant_reply
+from tenants.context import current_schema, in_tenant_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,8 +23,8 @@ def requires_tenant_context(func: F) -> F:
 
     @wraps(func)
     def wrapper(tenant_schema: str, *args: Any, **kwargs: Any) -> Any:
-        active = connection.schema_name
-        if active == get_public_schema_name() or active != tenant_schema:
+        active = current_schema()
+        if not in_tenant_schema() or active != tenant_schema:
             raise TenantContextMissing(
                 f"{func.__name__} for tenant {tenant_schema!r} is running in schema {active!r}; refusing."
             )

@@ -51,7 +51,11 @@ def send_message(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRespon
         user_message, assistant_message = do_post_user_message(conversation, request.POST.get("content", ""))
     except MessageRejected as rejection:
         return HttpResponse(str(rejection), status=400, content_type="text/plain; charset=utf-8")
-    context = {"conversation": conversation, "user_message": user_message, "assistant_message": assistant_message}
+    context = {
+        "conversation": conversation,
+        "user_message": user_message,
+        "assistant_message": assistant_message,
+    }
     return render(request, "chat/_send_response.html", context)
 
 

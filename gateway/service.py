@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from gateway.config import UnknownModelError, get_model_route
 from gateway.models import ModelCall
+from tenants.context import current_schema, in_tenant_schema
 
 logger = logging.getLogger(__name__)
-
 
 
 @functools.cache
@@ -79,10 +79,9 @@ def _completion_from_record(call: ModelCall) -> Completion:
 
 
 def _check_tenant_context(tenant_schema: str) -> None:
-    if connection.schema_name == "public" or connection.schema_name != tenant_schema:
-        raise TenantContextError(
-            f"Model call for tenant {tenant_schema!r} attempted in schema {connection.schema_name!r}."
-        )
+    active = current_schema()
+    if not in_tenant_schema() or active != tenant_schema:
+        raise TenantContextError(f"Model call for tenant {tenant_schema!r} attempted in schema {active!r}.")
 
 
 def complete(
@@ -104,7 +103,9 @@ def complete(
     try:
         route = get_model_route(model)
     except UnknownModelError as refusal:
-        call = _record(request_id, user_id, model, messages, status=ModelCall.Status.REFUSED, error=str(refusal))
+        call = _record(
+            request_id, user_id, model, messages, status=ModelCall.Status.REFUSED, error=str(refusal)
+        )
         raise GatewayError(str(refusal), call=call) from refusal
 
     # (The gateway issue adds: allow-list, kill switch, rate limit and budget reservation here.)
@@ -139,7 +140,9 @@ def complete(
             provider=route.provider,
             latency_ms=latency_ms,
         )
-        raise GatewayError("The assistant is unavailable right now. Please try again.", call=call) from failure
+        raise GatewayError(
+            "The assistant is unavailable right now. Please try again.", call=call
+        ) from failure
 
     latency_ms = int((time.perf_counter() - started) * 1000)
     choice = response.choices[0]

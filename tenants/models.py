@@ -10,10 +10,12 @@ class Tenant(TenantMixin):
         FROZEN = "frozen", "Frozen"
         KILLED = "killed", "Killed"
 
-    name = models.CharField(max_length=100)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    time_zone = models.CharField(max_length=64, default="UTC")
-    created_at = models.DateTimeField(auto_now_add=True)
+    name: "models.CharField[str, str]" = models.CharField(max_length=100)
+    status: "models.CharField[str, str]" = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    time_zone: "models.CharField[str, str]" = models.CharField(max_length=64, default="UTC")
+    created_at: "models.DateTimeField[object, object]" = models.DateTimeField(auto_now_add=True)
 
     # Schema and migrations are created by tenants.actions.do_create_tenant, not implicitly on save.
     auto_create_schema = False

@@ -52,7 +52,7 @@ def globex(tenants: dict[str, Tenant]) -> Tenant:
 @pytest.fixture(autouse=True)
 def _back_to_public_schema() -> Iterator[None]:
     yield
-    connection.set_schema_to_public()
+    connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def committed_db(tenants: dict[str, Tenant], django_db_blocker: Any) -> Iterator
 
 def make_member(tenant: Tenant, **fields: Any) -> User:
     with tenant_context(tenant):
-        return UserFactory(**fields)
+        return UserFactory.create(**fields)  # type: ignore[no-any-return]
 
 
 def client_for(tenant: Tenant, user: User | None = None) -> Client:
@@ -140,7 +140,9 @@ def worker(stack_env: dict[str, str]) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def stack(stack_env: dict[str, str], worker: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    stack_env: dict[str, str], worker: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Identity provider + web server + worker + simulator, all real processes."""
     web_port, idp_port = processes.free_port(), processes.free_port()
     hosts = [f"{slug}.localhost:{web_port}" for slug in ("acme", "globex")] + [f"localhost:{web_port}"]
@@ -155,8 +157,12 @@ def stack(stack_env: dict[str, str], worker: None, tmp_path_factory: pytest.Temp
     web_process = None
     try:
         web_process = processes.start_web(web_port, env)
-        yield Stack(web_port=web_port, issuer=issuer, simulator=SimulatorControl(
-            stack_env["GATEWAY_SIMULATOR_BASE"].removesuffix("/v1")), env=env)
+        yield Stack(
+            web_port=web_port,
+            issuer=issuer,
+            simulator=SimulatorControl(stack_env["GATEWAY_SIMULATOR_BASE"].removesuffix("/v1")),
+            env=env,
+        )
     finally:
         if web_process is not None:
             processes.stop(web_process)

@@ -4,12 +4,12 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context, tenant_context
 
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway.models import ModelCall
 from gateway.service import GatewayError, TenantContextError, complete
+from tenants.context import current_schema
 from tenants.models import Tenant
 from tests.conftest import make_member
 
@@ -20,14 +20,20 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 def call(tenant: Tenant, request_id: uuid.UUID, user_id: int | None = None, model: str = "sim-model"):  # type: ignore[no-untyped-def]
     return complete(
-        tenant_schema=tenant.schema_name, request_id=request_id, user_id=user_id, model=model, messages=MESSAGES
+        tenant_schema=tenant.schema_name,
+        request_id=request_id,
+        user_id=user_id,
+        model=model,
+        messages=MESSAGES,
     )
 
 
 def test_call_is_recorded_in_the_tenants_schema_before_the_answer_returns(
     acme: Tenant, globex: Tenant, sim: SimulatorControl
 ) -> None:
-    sim.set_scenario(reply="8,849 metres.", served_model="sim-model-2026-01-01", prompt_tokens=12, completion_tokens=3)
+    sim.set_scenario(
+        reply="8,849 metres.", served_model="sim-model-2026-01-01", prompt_tokens=12, completion_tokens=3
+    )
     alice = make_member(acme)
     request_id = uuid.uuid4()
     with tenant_context(acme):
@@ -84,10 +90,12 @@ def test_unknown_model_is_refused_without_a_provider_call(acme: Tenant, sim: Sim
     assert sim.requests() == []
 
 
-def test_call_outside_its_tenant_schema_fails_loudly(acme: Tenant, globex: Tenant, sim: SimulatorControl) -> None:
+def test_call_outside_its_tenant_schema_fails_loudly(
+    acme: Tenant, globex: Tenant, sim: SimulatorControl
+) -> None:
     with schema_context("public"), pytest.raises(TenantContextError):
         call(acme, uuid.uuid4())
     with tenant_context(globex), pytest.raises(TenantContextError):
         call(acme, uuid.uuid4())
-    assert connection.schema_name == "public"
+    assert current_schema() == "public"
     assert sim.requests() == []

@@ -34,7 +34,9 @@ def test_token_for_another_tenant_is_refused() -> None:
 
 def test_token_without_a_member_role_is_refused() -> None:
     with pytest.raises(IdentityRejected, match="no role"):
-        check_identity_allowed_on_tenant(identity_from_claims(claims(roles=[])), "acme", public_schema="public")
+        check_identity_allowed_on_tenant(
+            identity_from_claims(claims(roles=[])), "acme", public_schema="public"
+        )
 
 
 def test_unknown_roles_in_the_claim_are_ignored() -> None:

@@ -36,9 +36,9 @@ def test_unknown_domain_is_not_found(acme: Tenant) -> None:
 def test_conversation_list_shows_only_own_conversations_newest_first(acme: Tenant) -> None:
     alice, bob = make_member(acme), make_member(acme)
     with tenant_context(acme):
-        older = ConversationFactory(owner=alice, title="Older topic")
-        newer = ConversationFactory(owner=alice, title="Newer topic")
-        ConversationFactory(owner=bob, title="Bob's secret plan")
+        older = ConversationFactory.create(owner=alice, title="Older topic")
+        newer = ConversationFactory.create(owner=alice, title="Newer topic")
+        ConversationFactory.create(owner=bob, title="Bob's secret plan")
     response = client_for(acme, alice).get("/chat/")
     body = response.content.decode()
     assert response.status_code == 200
@@ -49,8 +49,8 @@ def test_conversation_list_shows_only_own_conversations_newest_first(acme: Tenan
 def test_end_user_cannot_open_colleagues_conversation(acme: Tenant) -> None:
     alice, bob = make_member(acme), make_member(acme)
     with tenant_context(acme):
-        bobs = ConversationFactory(owner=bob, title="Bob only")
-        bobs_message = MessageFactory(conversation=bobs, content="payroll numbers")
+        bobs = ConversationFactory.create(owner=bob, title="Bob only")
+        bobs_message = MessageFactory.create(conversation=bobs, content="payroll numbers")
     client = client_for(acme, alice)
     colleague = client.get(f"/chat/{bobs.id}/")
     missing = client.get(f"/chat/{uuid.uuid4()}/")
@@ -67,8 +67,8 @@ def test_end_user_cannot_open_colleagues_conversation(acme: Tenant) -> None:
 def test_message_of_another_conversation_is_not_found_through_own_conversation(acme: Tenant) -> None:
     alice, bob = make_member(acme), make_member(acme)
     with tenant_context(acme):
-        own = ConversationFactory(owner=alice)
-        bobs_message = MessageFactory(conversation=ConversationFactory(owner=bob))
+        own = ConversationFactory.create(owner=alice)
+        bobs_message = MessageFactory.create(conversation=ConversationFactory.create(owner=bob))
     response = client_for(acme, alice).get(f"/chat/{own.id}/messages/{bobs_message.id}/")
     assert response.status_code == 404
 
@@ -131,7 +131,7 @@ def test_tenant_member_session_is_not_platform_staff(acme: Tenant, tenants: dict
 def test_empty_and_oversized_messages_get_a_clear_error(acme: Tenant) -> None:
     alice = make_member(acme)
     with tenant_context(acme):
-        conversation = ConversationFactory(owner=alice)
+        conversation = ConversationFactory.create(owner=alice)
     client = client_for(acme, alice)
     empty = client.post(f"/chat/{conversation.id}/messages/", {"content": "   "})
     assert empty.status_code == 400

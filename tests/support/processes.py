@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import requests
@@ -25,7 +25,12 @@ def _spawn(name: str, args: list[str], env: Mapping[str, str]) -> subprocess.Pop
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        args, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        args,
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -34,7 +39,7 @@ def log_tail(name: str, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _wait(name: str, process: subprocess.Popen[bytes], ready: "callable[[], bool]", timeout: float) -> None:  # type: ignore[valid-type]
+def _wait(name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -55,7 +60,9 @@ def start_web(port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
 
     def ready() -> bool:
         try:
-            return requests.get(f"http://127.0.0.1:{port}/", timeout=1, allow_redirects=False).status_code < 500
+            return (
+                requests.get(f"http://127.0.0.1:{port}/", timeout=1, allow_redirects=False).status_code < 500
+            )
         except requests.RequestException:
             return False
 

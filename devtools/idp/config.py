@@ -1,0 +1,25 @@
+"""Defaults shared by the entry point and the settings module (every one overridable by IDP_* env)."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+HOST = "127.0.0.1"
+PORT = 8090
+USERS_FILE = REPO_ROOT / "devtools" / "demo_users.json"
+DATA_DIR = REPO_ROOT / ".devdata" / "idp"
+ISSUER = "http://localhost:8090/o"
+CLIENT_ID = "convosuite-web"
+CLIENT_SECRET = "dev-secret-change-me"
+REDIRECT_URIS = [
+    "http://acme.localhost:8000/oidc/callback/",
+    "http://globex.localhost:8000/oidc/callback/",
+    "http://localhost:8000/oidc/callback/",
+]
+POST_LOGOUT_REDIRECT_URIS = [
+    "http://acme.localhost:8000/",
+    "http://globex.localhost:8000/",
+    "http://localhost:8000/",
+]
+TENANT_CLAIM = "tenant"
+ROLES_CLAIM = "roles"
