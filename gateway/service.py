@@ -17,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from gateway.config import UnknownModelError, get_model_route
+from gateway.errors import GatewayError, ModelNotAllowed, ProviderUnavailable, TenantContextError
 from gateway.models import ModelCall
 from tenants.context import current_schema, in_tenant_schema
 
@@ -38,19 +39,6 @@ def _litellm() -> Any:
 
 def load_provider_client() -> None:
     _litellm()
-
-
-class GatewayError(Exception):
-    """A model call that did not produce an answer. `user_message` is safe to show to the end-user."""
-
-    def __init__(self, user_message: str, *, call: ModelCall | None = None) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
-        self.call = call
-
-
-class TenantContextError(RuntimeError):
-    """A model call was attempted outside the tenant it claims to be for."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +94,7 @@ def complete(
         call = _record(
             request_id, user_id, model, messages, status=ModelCall.Status.REFUSED, error=str(refusal)
         )
-        raise GatewayError(str(refusal), call=call) from refusal
+        raise ModelNotAllowed(str(refusal), call=call) from refusal
 
     # (The gateway issue adds: allow-list, kill switch, rate limit and budget reservation here.)
     started = time.perf_counter()
@@ -140,7 +128,7 @@ def complete(
             provider=route.provider,
             latency_ms=latency_ms,
         )
-        raise GatewayError(
+        raise ProviderUnavailable(
             "The assistant is unavailable right now. Please try again.", call=call
         ) from failure
 

@@ -1,0 +1,55 @@
+"""Errors of the gateway. Each carries a message that is safe to show to an end-user or API client, and
+the HTTP status and OpenAI error type/code the tenant API answers with."""
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status_code = 500
+    error_type = "api_error"
+    code = "gateway_error"
+
+    def __init__(self, user_message: str, *, call: Any = None) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        # The ModelCall row recorded for this failure, when one was written.
+        self.call = call
+
+    def as_openai_error(self) -> dict[str, Any]:
+        return {
+            "error": {"message": self.user_message, "type": self.error_type, "param": None, "code": self.code}
+        }
+
+
+class ModelNotAllowed(GatewayError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class KillSwitchOn(GatewayError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "tenant_disabled"
+
+
+class RateLimited(GatewayError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(GatewayError):
+    status_code = 429
+    error_type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class ProviderUnavailable(GatewayError):
+    status_code = 503
+    error_type = "api_error"
+    code = "provider_unavailable"
+
+
+class TenantContextError(RuntimeError):
+    """A model call was attempted outside the tenant it claims to be for. A bug, never a user error."""
