@@ -1,0 +1,34 @@
+# ConvoSuite developer commands. See README.md and docs/development.md.
+#
+#   make up     bring the whole product up on local defaults (demo tenants, users, local model)
+#   make test   lint, type checks and the whole test suite (unit, integration, browser)
+#   make lint   ruff and mypy only
+
+VENV := .venv
+PY   := $(VENV)/bin/python
+
+.PHONY: up test lint bootstrap bootstrap-local-model
+
+bootstrap:
+	bash devtools/bootstrap.sh
+
+bootstrap-local-model:
+	bash devtools/bootstrap.sh --with-local-model
+
+up: bootstrap-local-model
+	$(PY) devtools/up.py
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+# Runs ruff, mypy and pytest even when an earlier one fails, and fails if any of them failed.
+# pytest exit status 5 means "no tests collected": we always have tests, so that fails too.
+test: bootstrap
+	@failed=""; \
+	echo "== ruff"; $(VENV)/bin/ruff check . || failed="$$failed ruff"; \
+	echo "== mypy"; $(VENV)/bin/mypy . || failed="$$failed mypy"; \
+	echo "== pytest"; $(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; \
+	if [ $$rc -ne 0 ]; then failed="$$failed pytest"; fi; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi

