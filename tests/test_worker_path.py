@@ -83,3 +83,19 @@ def test_failed_model_call_leaves_a_readable_message(acme: Tenant, sim: Simulato
         pending.refresh_from_db()
     assert pending.status == Message.Status.FAILED
     assert pending.error_for_user == "The assistant is unavailable right now. Please try again."
+
+
+@pytest.mark.usefixtures("committed_db", "worker")
+def test_task_sent_from_outside_a_tenant_fails_loudly_in_the_worker(acme: Tenant, wait_for: Any) -> None:
+    from tests.support.processes import log_tail
+
+    message_id = str(uuid.uuid4())
+    with schema_context("public"):
+        # Sent from the public schema: the header carries no tenant, so the worker stays in public.
+        task_id = generate_assistant_reply.delay("acme", message_id).id
+    refusal = f"generate_assistant_reply[{task_id}] raised unexpected: TenantContextMissing"
+    wait_for(
+        lambda: refusal in log_tail("worker", 400),
+        timeout=20,
+        message="the worker to refuse the task",
+    )
