@@ -78,8 +78,8 @@ def usage_live(request: HttpRequest) -> HttpResponse:
 def model_calls(request: HttpRequest) -> HttpResponse:
     form = ModelCallFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
-        context = {"form": form, "page": None, "choices": filter_choices(), "query": ""}
-        return _render(request, "console/model_calls.html", "model-calls", context, status=400)
+        invalid = {"form": form, "page": None, "choices": filter_choices(), "query": ""}
+        return _render(request, "console/model_calls.html", "model-calls", invalid, status=400)
     filters = form.cleaned_data if request.GET else {}
     calls = filtered_model_calls(filters, time_zone=request.tenant.time_zone)  # type: ignore[attr-defined]
     context: dict[str, Any] = {
