@@ -45,9 +45,14 @@ def test_opening_a_grant_is_audited_in_the_tenant_and_emails_its_admins(
     make_member(acme, roles=[Role.TENANT_ADMIN.value], email="boss@acme.example")
     make_member(acme, roles=[Role.END_USER.value], email="worker@acme.example")
     with django_capture_on_commit_callbacks(execute=True):
-        response = platform.post("/platform/break-glass/", {"tenant": "acme", "reason": REASON, "minutes": "15"})
+        response = platform.post(
+            "/platform/break-glass/", {"tenant": "acme", "reason": REASON, "minutes": "15"}
+        )
     grant = BreakGlassGrant.objects.get(tenant=acme, reason=REASON)
-    assert response.status_code == 302 and response["Location"] == f"/platform/break-glass/{grant.pk}/conversations/"
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/platform/break-glass/{grant.pk}/conversations/"
+    )
     assert timedelta(minutes=14) < grant.expires_at - grant.opened_at <= timedelta(minutes=15)
     opened = break_glass_events(acme)[-1]
     assert opened.kind == "break_glass.opened" and opened.details["reason"] == REASON
@@ -69,7 +74,9 @@ def test_opening_a_grant_is_audited_in_the_tenant_and_emails_its_admins(
 def test_grant_needs_a_written_reason_and_at_most_an_hour(
     acme: Tenant, platform: Any, reason: str, minutes: int, message: str
 ) -> None:
-    response = platform.post("/platform/break-glass/", {"tenant": "acme", "reason": reason, "minutes": minutes})
+    response = platform.post(
+        "/platform/break-glass/", {"tenant": "acme", "reason": reason, "minutes": minutes}
+    )
     assert response.status_code == 400 and message in response.content.decode()
     assert not BreakGlassGrant.objects.filter(tenant=acme, reason=reason).exists()
 
@@ -133,10 +140,14 @@ def test_a_grant_opens_only_its_own_tenant(acme: Tenant, globex: Tenant, staff: 
     assert response.status_code == 404 and "Globex plans" not in response.content.decode()
 
 
-def test_another_staff_members_grant_is_not_usable(acme: Tenant, tenants: dict[str, Tenant], staff: User) -> None:
+def test_another_staff_members_grant_is_not_usable(
+    acme: Tenant, tenants: dict[str, Tenant], staff: User
+) -> None:
     grant = do_open_break_glass_grant(staff, acme, reason=REASON, minutes=10)
     colleague = make_member(tenants["public"], roles=[Role.PLATFORM_ADMIN.value], is_staff=True)
-    response = client_for(tenants["public"], colleague).get(f"/platform/break-glass/{grant.pk}/conversations/")
+    response = client_for(tenants["public"], colleague).get(
+        f"/platform/break-glass/{grant.pk}/conversations/"
+    )
     assert response.status_code == 404
 
 
@@ -164,7 +175,9 @@ def test_django_admin_pages_for_tenant_content_do_not_exist(platform: Any) -> No
         assert platform.get(path).status_code == 404, path
 
 
-def test_platform_usage_shows_numbers_per_tenant_and_no_content(acme: Tenant, globex: Tenant, platform: Any) -> None:
+def test_platform_usage_shows_numbers_per_tenant_and_no_content(
+    acme: Tenant, globex: Tenant, platform: Any
+) -> None:
     with tenant_context(acme):
         ModelCallFactory.create(tokens_in=4000, tokens_out=321, response="confidential acme answer")
     response = platform.get("/platform/usage/")

@@ -36,10 +36,19 @@ def test_usage_report_splits_today_from_the_rest_of_the_month(acme: Tenant) -> N
         ModelCall.objects.all().delete()
         alice = make_member(acme, display_name="Alice Archer")
         call_at(now - timedelta(hours=1), user=alice, tokens_in=100, tokens_out=50, cost=Decimal("0.25"))
-        call_at(now - timedelta(hours=3), user=alice, model_requested="other-model", tokens_in=10, tokens_out=0)
+        call_at(
+            now - timedelta(hours=3), user=alice, model_requested="other-model", tokens_in=10, tokens_out=0
+        )
         call_at(now - timedelta(days=3), user=alice, tokens_in=1000, tokens_out=1000, cost=Decimal("1.5"))
         call_at(now - timedelta(days=40), user=alice, tokens_in=99999)  # last month: not counted
-        call_at(now - timedelta(minutes=5), user=None, status=ModelCall.Status.ERROR, tokens_in=0, tokens_out=0, cost=0)
+        call_at(
+            now - timedelta(minutes=5),
+            user=None,
+            status=ModelCall.Status.ERROR,
+            tokens_in=0,
+            tokens_out=0,
+            cost=0,
+        )
         report = usage_report(now, "UTC")
     assert report["today"]["tokens"] == 160 and report["today"]["calls"] == 3
     assert report["today"]["failed_calls"] == 1
@@ -50,7 +59,10 @@ def test_usage_report_splits_today_from_the_rest_of_the_month(acme: Tenant) -> N
     assert hourly["totals"][14] == 150 and hourly["totals"][12] == 10 and sum(hourly["totals"]) == 160
     daily = report["month_by_day"]
     assert len(daily["labels"]) == 30 and daily["totals"][22] == 2000 and daily["totals"][25] == 160
-    assert {row["model"]: row["tokens"] for row in report["by_model"]} == {"sim-model": 2150, "other-model": 10}
+    assert {row["model"]: row["tokens"] for row in report["by_model"]} == {
+        "sim-model": 2150,
+        "other-model": 10,
+    }
     assert report["by_user"][0] == {
         "user": "Alice Archer", "calls": 3, "failed_calls": 0, "tokens_in": 1110, "tokens_out": 1050,
         "tokens": 2160, "cost": "1.75002000",
@@ -116,7 +128,9 @@ def test_model_call_log_filters_by_user_model_status_and_date(acme: Tenant) -> N
     with tenant_context(acme):
         ModelCall.objects.all().delete()
         alices = ModelCallFactory.create(user=alice)
-        bobs_failed = ModelCallFactory.create(user=bob, status=ModelCall.Status.ERROR, error="Timeout talking to provider")
+        bobs_failed = ModelCallFactory.create(
+            user=bob, status=ModelCall.Status.ERROR, error="Timeout talking to provider"
+        )
         other_model = ModelCallFactory.create(user=bob, model_requested="other-model")
         old = call_at(timezone.now() - timedelta(days=10), user=alice)
     client = client_for(acme, admin)
@@ -138,7 +152,9 @@ def test_model_call_log_filters_by_user_model_status_and_date(acme: Tenant) -> N
 
 
 def test_model_call_log_rejects_a_backwards_date_range_clearly(acme: Tenant) -> None:
-    response = client_for(acme, admin_of(acme)).get("/console/model-calls/?date_from=2026-05-02&date_to=2026-05-01")
+    response = client_for(acme, admin_of(acme)).get(
+        "/console/model-calls/?date_from=2026-05-02&date_to=2026-05-01"
+    )
     assert response.status_code == 400
     assert "The start date is after the end date." in response.content.decode()
 
@@ -158,7 +174,8 @@ def test_model_call_record_shows_messages_and_response(acme: Tenant) -> None:
     admin = admin_of(acme)
     with tenant_context(acme):
         call = ModelCallFactory.create(
-            messages=[{"role": "user", "content": "Quarterly numbers <b>please</b>"}], response="Here they are"
+            messages=[{"role": "user", "content": "Quarterly numbers <b>please</b>"}],
+            response="Here they are",
         )
     response = client_for(acme, admin).get(f"/console/model-calls/{call.id}/")
     body = response.content.decode()
@@ -194,13 +211,17 @@ def test_tenant_admin_sees_console_link_and_placeholders(acme: Tenant) -> None:
 
 def test_members_mirror_roles_and_last_login(acme: Tenant) -> None:
     admin = admin_of(acme, display_name="Ada Admin")
-    signed_in = make_member(acme, display_name="Sam Signed", last_login=datetime(2026, 11, 20, 9, 15, tzinfo=UTC))
+    signed_in = make_member(
+        acme, display_name="Sam Signed", last_login=datetime(2026, 11, 20, 9, 15, tzinfo=UTC)
+    )
     client = client_for(acme, admin)
     found = client.get("/console/members/?q=Sam")
     assert [person.pk for person in found.context["page"]] == [signed_in.pk]
     assert "Sam Signed" in found.content.decode() and "2026-11-20 09:15" in found.content.decode()
     admins = client.get("/console/members/?role=tenant_admin").context["page"]
-    assert admin.pk in {person.pk for person in admins} and signed_in.pk not in {person.pk for person in admins}
+    assert admin.pk in {person.pk for person in admins} and signed_in.pk not in {
+        person.pk for person in admins
+    }
 
 
 def test_audit_page_lists_the_tenants_events(acme: Tenant) -> None:

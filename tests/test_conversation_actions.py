@@ -21,7 +21,9 @@ def test_owner_renames_a_conversation(acme: Tenant) -> None:
     alice = make_member(acme)
     with tenant_context(acme):
         conversation = ConversationFactory.create(owner=alice, title="Old")
-    response = client_for(acme, alice).post(f"/chat/{conversation.id}/rename/", {"title": "  Travel   plans "})
+    response = client_for(acme, alice).post(
+        f"/chat/{conversation.id}/rename/", {"title": "  Travel   plans "}
+    )
     assert response.status_code == 302
     with tenant_context(acme):
         conversation.refresh_from_db()

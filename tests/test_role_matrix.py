@@ -2,7 +2,6 @@
 each with its exact status. A new route fails here until it has an access rule (and, for POST routes and
 platform pages, a declared outcome)."""
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -168,7 +167,9 @@ def test_every_platform_page_answers_each_principal_exactly(world: World, princi
     host = "localhost"
     with tenant_context(world.acme):
         owner = world.members["end_user"]
-    assert {name for name, _ in platform_routes()} == set(PLATFORM_OUTCOMES), "declare each platform page's outcomes"
+    assert {name for name, _ in platform_routes()} == set(PLATFORM_OUTCOMES), (
+        "declare each platform page's outcomes"
+    )
     results, expected = {}, {}
     for name, pattern in platform_routes():
         url = reverse(name, kwargs=sample_kwargs(pattern, owner, world), urlconf="convosuite.urls_public")

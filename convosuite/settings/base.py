@@ -17,8 +17,10 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[".localhost", "localho
 # https://django-tenants.readthedocs.io/en/latest/install.html
 # Public schema: the platform only (tenants, domains, platform staff, sessions).
 SHARED_APPS = [
-    "django_tenants",
+    # Before django_tenants so that our create_tenant command (schema by migrations, domains, timing) is the
+    # one manage.py runs, not django-tenants' interactive one of the same name.
     "tenants",
+    "django_tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
