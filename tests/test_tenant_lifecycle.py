@@ -242,3 +242,37 @@ def test_offboard_command_asks_for_the_slug_and_refuses_the_platform(
     out = _run("offboard_tenant", "--slug", doomed["slug"], "--archive-dir", str(tmp_path), "--yes")
     assert "offboarded" in out and not schema_exists(doomed["slug"])
     assert TenantTombstone.objects.filter(slug=doomed["slug"]).exists()
+
+
+# --- the same actions from Django admin ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_freeze_action_calls_the_lifecycle_action(acme: Tenant, tenants: dict[str, Tenant]) -> None:
+    staff = make_member(
+        tenants["public"], roles=[Role.PLATFORM_ADMIN.value], is_staff=True, is_superuser=True
+    )
+    admin = client_for(tenants["public"], staff)
+    response = admin.post(
+        "/admin/tenants/tenant/", {"action": "freeze", "_selected_action": [acme.pk]}, follow=True
+    )
+    assert response.status_code == 200 and "Acme Corporation is frozen." in response.content.decode()
+    assert Tenant.objects.get(pk=acme.pk).status == Tenant.Status.FROZEN
+    with tenant_context(acme):
+        assert AuditEvent.objects.filter(kind="tenant.frozen", actor_label__contains="Django admin").exists()
+
+
+@pytest.mark.django_db
+def test_admin_offboard_action_asks_for_the_slug_first(acme: Tenant, tenants: dict[str, Tenant]) -> None:
+    staff = make_member(
+        tenants["public"], roles=[Role.PLATFORM_ADMIN.value], is_staff=True, is_superuser=True
+    )
+    admin = client_for(tenants["public"], staff)
+    confirm = admin.post("/admin/tenants/tenant/", {"action": "offboard", "_selected_action": [acme.pk]})
+    assert confirm.status_code == 200 and "Type the slug" in confirm.content.decode()
+    wrong = admin.post(
+        "/admin/tenants/tenant/",
+        {"action": "offboard", "_selected_action": [acme.pk], "confirmed": "1", "confirm_slugs": "globex"},
+    )
+    assert wrong.status_code == 200 and schema_exists("acme")
+    assert Tenant.objects.filter(pk=acme.pk).exists()

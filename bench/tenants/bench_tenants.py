@@ -72,7 +72,9 @@ def seed(tenant: Any) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--requests", type=int, default=300, help="per page and tenant")
     args = parser.parse_args()
@@ -120,21 +122,29 @@ def main() -> None:
     call_command("migrate_schemas", verbosity=0)
     migrate_seconds = time.perf_counter() - started
 
-    print(f"\nbench/tenants: {args.tenants} tenants in one database, {args.requests} requests per page and tenant")
+    print(
+        f"\nbench/tenants: {args.tenants} tenants in one database, {args.requests} requests per page and tenant"
+    )
     print(f"{'measure':<58} {'value':>14}")
     print("-" * 73)
     print(f"{'shared schema migrations (empty database)':<58} {shared_seconds:>12.2f} s")
-    print(f"{'provision one tenant (schema + migrations + domain): p50':<58} {ms(statistics.median(provisioning)):>14}")
+    print(
+        f"{'provision one tenant (schema + migrations + domain): p50':<58} {ms(statistics.median(provisioning)):>14}"
+    )
     print(f"{'provision one tenant: p95':<58} {ms(percentile(provisioning, 0.95)):>14}")
     print(f"{'provision one tenant: max':<58} {ms(max(provisioning)):>14}")
-    print(f"{'provision tenant 1 / tenant ' + str(args.tenants):<58} {ms(provisioning[0]) + ' / ' + ms(provisioning[-1]):>14}")
+    print(
+        f"{'provision tenant 1 / tenant ' + str(args.tenants):<58} {ms(provisioning[0]) + ' / ' + ms(provisioning[-1]):>14}"
+    )
     print(f"{'migrate_schemas, all schemas, nothing pending':<58} {migrate_seconds:>12.2f} s")
     print()
     print(f"{'page':<26} {'tenant':<8} {'p50':>10} {'p95':>10}")
     for page in pages:
         for slug in clients:
             values = latency[(page, slug)]
-            print(f"{page:<26} {slug:<8} {ms(statistics.median(values)):>10} {ms(percentile(values, 0.95)):>10}")
+            print(
+                f"{page:<26} {slug:<8} {ms(statistics.median(values)):>10} {ms(percentile(values, 0.95)):>10}"
+            )
 
 
 if __name__ == "__main__":
