@@ -114,9 +114,10 @@ def usage_series(start: datetime, end: datetime, *, bucket: Bucket) -> dict[str,
         if position is None:
             continue
         per_model.setdefault(row["model"], [0] * len(starts))[position] += row["tokens"]
-    label_format = "%H:00" if bucket == "hour" else "%d %b"
+    # Short labels keep 31 days readable on the axis; the panel title names the month.
+    labels = [moment.strftime("%H:00") if bucket == "hour" else str(moment.day) for moment in starts]
     return {
-        "labels": [moment.strftime(label_format) for moment in starts],
+        "labels": labels,
         "datasets": [{"model": model, "tokens": values} for model, values in sorted(per_model.items())],
         "totals": [sum(column) for column in zip(*per_model.values(), strict=True)]
         if per_model
@@ -134,6 +135,7 @@ def usage_report(now: datetime, time_zone: str) -> dict[str, Any]:
     return {
         "generated_at": now.isoformat(),
         "time_zone": time_zone,
+        "month_label": periods.month_start.strftime("%B %Y"),
         "today": {**asdict(today), "tokens": today.tokens, "cost": str(today.cost)},
         "month": {**asdict(month), "tokens": month.tokens, "cost": str(month.cost)},
         "today_by_hour": usage_series(periods.today_start, day_end, bucket="hour"),
