@@ -42,6 +42,28 @@ def tenant_view(*, roles: Iterable[str] = MEMBER_ROLES) -> Callable[[ViewFunc], 
     return decorator
 
 
+def platform_view(view: ViewFunc) -> ViewFunc:
+    """Pages on the platform domain for platform staff (role platform_admin from the identity provider).
+
+    They never show tenant content by themselves: break-glass pages additionally require an open grant
+    (tenants.break_glass.access_active_grant_by_id)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or not tenant.is_platform:
+            raise Http404
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        if Role.PLATFORM_ADMIN not in request.user.roles or not request.user.is_staff:  # type: ignore[union-attr]
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    wrapped.tenant_access = frozenset({Role.PLATFORM_ADMIN.value})  # type: ignore[attr-defined]
+    wrapped.platform_page = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 def public_view(view: ViewFunc) -> ViewFunc:
     """Marks a view that needs no sign-in (landing, sign-in failure, signed-out pages)."""
     view.tenant_access = "public"  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 """Conversation actions: the views and the worker call these; nothing else changes chat state."""
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -11,8 +12,10 @@ from accounts.models import User
 from chat.models import Conversation, Message
 from gateway.service import GatewayError, complete
 from tenants.context import current_schema
+from tenants.status import TENANT_FROZEN_MESSAGE, model_calls_allowed
 
 TITLE_LENGTH = 60
+TITLE_MAX_LENGTH = 200
 
 
 class MessageRejected(ValueError):
@@ -21,7 +24,9 @@ class MessageRejected(ValueError):
 
 def access_conversation_by_id(user: User, conversation_id: uuid.UUID) -> Conversation:
     """The user's own conversation, or 404: a colleague's conversation looks exactly like a missing one."""
-    conversation = Conversation.objects.filter(id=conversation_id, owner=user).first()
+    conversation = Conversation.objects.filter(
+        id=conversation_id, owner=user, deleted_at__isnull=True
+    ).first()
     if conversation is None:
         raise Http404("No such conversation.")
     return conversation
@@ -35,7 +40,9 @@ def access_message_by_id(conversation: Conversation, message_id: uuid.UUID) -> M
 
 
 def conversations_for_user(user: User) -> list[Conversation]:
-    return list(Conversation.objects.filter(owner=user).order_by("-updated_at")[:200])
+    return list(
+        Conversation.objects.filter(owner=user, deleted_at__isnull=True).order_by("-updated_at")[:200]
+    )
 
 
 def do_start_conversation(user: User) -> Conversation:
@@ -50,6 +57,8 @@ def do_post_user_message(conversation: Conversation, content: str) -> tuple[Mess
         raise MessageRejected("Type a message first.")
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise MessageRejected(f"Messages are limited to {settings.CHAT_MAX_MESSAGE_CHARS} characters.")
+    if not model_calls_allowed(current_schema()):
+        raise MessageRejected(TENANT_FROZEN_MESSAGE)
     user_message = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
     assistant_message = Message.objects.create(
         conversation=conversation,
@@ -92,6 +101,12 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     )
     if message is None or message.status != Message.Status.PENDING or message.request_id is None:
         return
+    # Checked again here: the tenant may have been frozen between the request and this task.
+    if not model_calls_allowed(current_schema()):
+        message.status = Message.Status.FAILED
+        message.error_for_user = TENANT_FROZEN_MESSAGE[:500]
+        message.save(update_fields=["status", "error_for_user"])
+        return
     try:
         completion = complete(
             tenant_schema=current_schema(),
@@ -109,3 +124,60 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     message.status = Message.Status.DONE
     message.save(update_fields=["content", "status"])
     Conversation.objects.filter(id=message.conversation_id).update(updated_at=timezone.now())
+
+
+def do_rename_conversation(conversation: Conversation, title: str) -> Conversation:
+    title = " ".join(title.split())
+    if not title:
+        raise MessageRejected("Give the conversation a name.")
+    if len(title) > TITLE_MAX_LENGTH:
+        raise MessageRejected(f"Names are limited to {TITLE_MAX_LENGTH} characters.")
+    conversation.title = title
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def do_delete_conversation(conversation: Conversation) -> Conversation:
+    """Soft delete: gone for its owner at once, purged after the retention period."""
+    conversation.deleted_at = timezone.now()
+    conversation.save(update_fields=["deleted_at"])
+    return conversation
+
+
+def do_purge_deleted_conversations(*, now: datetime | None = None) -> int:
+    """Remove, in the current tenant schema, conversations deleted longer ago than the retention period."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.CHAT_DELETED_RETENTION_DAYS)
+    doomed = Conversation.objects.filter(deleted_at__isnull=False, deleted_at__lt=cutoff)
+    count = doomed.count()
+    doomed.delete()
+    return count
+
+
+def conversation_export(conversation: Conversation) -> dict[str, object]:
+    """The owner's own copy of a conversation: what they see, nothing internal (no request ids)."""
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title or "New conversation",
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "messages": [
+            {
+                "role": message.role,
+                "status": message.status,
+                "created_at": message.created_at.isoformat(),
+                "content": message.content if message.status == Message.Status.DONE else "",
+                "error": message.error_for_user,
+            }
+            for message in conversation.messages.order_by("created_at")
+        ],
+    }
+
+
+def conversation_export_markdown(conversation: Conversation) -> str:
+    data = conversation_export(conversation)
+    lines = [f"# {data['title']}", "", f"_Exported from ConvoSuite. Started {data['created_at']}._", ""]
+    for message in data["messages"]:  # type: ignore[attr-defined]
+        speaker = "You" if message["role"] == Message.Role.USER else "Assistant"
+        lines += [f"## {speaker} · {message['created_at']}", ""]
+        lines += [message["content"] or f"_({message['error'] or 'no answer'})_", ""]
+    return "\n".join(lines)

@@ -8,6 +8,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("new/", views.new_conversation, name="new"),
     path("<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
+    path("<uuid:conversation_id>/rename/", views.rename_conversation, name="rename"),
+    path("<uuid:conversation_id>/delete/", views.delete_conversation, name="delete"),
+    path("<uuid:conversation_id>/export.<str:export_format>", views.export_conversation, name="export"),
     path("<uuid:conversation_id>/messages/", views.send_message, name="send"),
     path("<uuid:conversation_id>/messages/<uuid:message_id>/", views.message_fragment, name="message"),
 ]

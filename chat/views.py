@@ -1,9 +1,12 @@
 """Thin views: parse, check access (tenant_view + access_* helpers), call one action, render."""
 
+import json
 import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages as flash
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
@@ -11,8 +14,12 @@ from chat.actions import (
     MessageRejected,
     access_conversation_by_id,
     access_message_by_id,
+    conversation_export,
+    conversation_export_markdown,
     conversations_for_user,
+    do_delete_conversation,
     do_post_user_message,
+    do_rename_conversation,
     do_start_conversation,
 )
 from chat.models import Message
@@ -66,3 +73,46 @@ def message_fragment(request: HttpRequest, conversation_id: uuid.UUID, message_i
     conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
     message: Message = access_message_by_id(conversation, message_id)
     return render(request, "chat/_message.html", {"conversation": conversation, "message": message})
+
+
+@require_POST
+@tenant_view()
+def rename_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    try:
+        do_rename_conversation(conversation, request.POST.get("title", ""))
+    except MessageRejected as rejection:
+        if request.htmx:  # type: ignore[attr-defined]
+            return HttpResponse(str(rejection), status=400, content_type="text/plain; charset=utf-8")
+        flash.error(request, str(rejection))
+    return redirect("chat:conversation", conversation_id=conversation.id)
+
+
+@require_POST
+@tenant_view()
+def delete_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    do_delete_conversation(conversation)
+    flash.success(request, f"Deleted “{conversation}”.")
+    return redirect("chat:home")
+
+
+EXPORT_FORMATS = {"json": "application/json", "md": "text/markdown; charset=utf-8"}
+
+
+@require_GET
+@tenant_view()
+def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, export_format: str) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    if export_format not in EXPORT_FORMATS:
+        raise Http404("Conversations can be exported as .json or .md.")
+    if export_format == "json":
+        body = json.dumps(conversation_export(conversation), indent=2, ensure_ascii=False)
+    else:
+        body = conversation_export_markdown(conversation)
+    response = HttpResponse(body, content_type=EXPORT_FORMATS[export_format])
+    filename = (
+        f"{slugify(conversation.title)[:60] or 'conversation'}-{str(conversation.id)[:8]}.{export_format}"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -24,6 +24,7 @@ urlpatterns = [
     path("logout/", account_views.logout, name="logout"),
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("admin/", admin.site.urls),
+    path("platform/", include("platform_console.urls")),
 ]
 
 handler403 = "convosuite.errors.permission_denied"

@@ -31,6 +31,11 @@ class ModelCall(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The console's usage and log queries filter on a time window, then group by model or user.
+        indexes = [
+            models.Index(fields=["created_at", "model_requested"], name="modelcall_time_model_idx"),
+            models.Index(fields=["user", "created_at"], name="modelcall_user_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_requested} {self.status}"

@@ -1,5 +1,7 @@
 """The platform's view of tenants. These tables live in the public schema only."""
 
+from datetime import datetime
+
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -36,3 +38,46 @@ class Tenant(TenantMixin):
 class Domain(DomainMixin):
     def __str__(self) -> str:
         return self.domain
+
+
+class BreakGlassGrant(models.Model):
+    """A platform admin's time-limited, written-down permission to read one tenant's content.
+
+    Opening, every page read under it, and closing are audit events in the tenant's own schema.
+    """
+
+    MAX_MINUTES = 60
+    MIN_REASON_LENGTH = 20
+
+    staff = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="break_glass_grants")
+    # Offboarding deletes a tenant's grants with it (they are exported into its archive first).
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="break_glass_grants")
+    reason = models.TextField()
+    opened_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+
+    def __str__(self) -> str:
+        return f"break-glass #{self.pk} {self.tenant.schema_name} by {self.staff}"
+
+    def is_active_at(self, moment: "datetime") -> bool:
+        return self.closed_at is None and self.opened_at <= moment < self.expires_at
+
+
+class TenantTombstone(models.Model):
+    """What remains of an offboarded tenant: who it was, when it left, and the fingerprint of its archive."""
+
+    slug = models.CharField(max_length=63)
+    name = models.CharField(max_length=100)
+    offboarded_at = models.DateTimeField()
+    archive_sha256 = models.CharField(max_length=64)
+    archive_name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["-offboarded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} (offboarded {self.offboarded_at:%Y-%m-%d})"

@@ -1,11 +1,13 @@
 """factory-boy factories for tenant data. Use them inside tenant_context(tenant)."""
 
 import uuid
+from decimal import Decimal
 
 import factory
 
 from accounts.models import Role, User
 from chat.models import Conversation, Message
+from gateway.models import ModelCall
 
 TEST_ISSUER = "http://idp.test/o"
 
@@ -37,3 +39,21 @@ class MessageFactory(factory.django.DjangoModelFactory):
     conversation = factory.SubFactory(ConversationFactory)
     role = Message.Role.USER
     content = factory.Faker("sentence")
+
+
+class ModelCallFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelCall
+
+    request_id = factory.LazyFunction(uuid.uuid4)
+    user = factory.SubFactory(UserFactory)
+    model_requested = "sim-model"
+    model_served = "sim-model"
+    provider = "simulator"
+    messages = factory.LazyFunction(lambda: [{"role": "user", "content": "hello"}])
+    response = "hi there"
+    tokens_in = 10
+    tokens_out = 5
+    cost = Decimal("0.00002")
+    latency_ms = 120
+    status = ModelCall.Status.OK

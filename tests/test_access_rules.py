@@ -34,5 +34,29 @@ def test_chat_routes_require_a_member_role() -> None:
         for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
         if name.startswith("chat:")
     }
-    assert set(rules) == {"chat:home", "chat:new", "chat:conversation", "chat:send", "chat:message"}
+    assert set(rules) == {
+        "chat:home", "chat:new", "chat:conversation", "chat:send", "chat:message",
+        "chat:rename", "chat:delete", "chat:export",
+    }  # fmt: skip
     assert all(rule == {"end_user", "tenant_admin"} for rule in rules.values())
+
+
+def test_console_routes_are_for_tenant_admins_only() -> None:
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("console:")
+    }
+    assert rules and all(rule == {"tenant_admin"} for rule in rules.values())
+
+
+def test_every_platform_route_declares_its_access_rule() -> None:
+    """On the platform domain: Django admin (staff only, its own gate) and declared pages, nothing else."""
+    unguarded = [
+        name
+        for name, pattern in walk(get_resolver("convosuite.urls_public").url_patterns)
+        if name not in LIBRARY_VIEWS
+        and not name.startswith("admin:")
+        and not hasattr(pattern.callback, "tenant_access")
+    ]
+    assert unguarded == []

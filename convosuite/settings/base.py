@@ -17,8 +17,10 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[".localhost", "localho
 # https://django-tenants.readthedocs.io/en/latest/install.html
 # Public schema: the platform only (tenants, domains, platform staff, sessions).
 SHARED_APPS = [
-    "django_tenants",
+    # Before django_tenants so that our create_tenant command (schema by migrations, domains, timing) is the
+    # one manage.py runs, not django-tenants' interactive one of the same name.
     "tenants",
+    "django_tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
@@ -28,6 +30,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "mozilla_django_oidc",
     "django_htmx",
+    "console",  # tenant admin console: views and template filters only, no models
 ]
 # Each tenant's schema: everything a tenant owns, including its members.
 TENANT_APPS = [
@@ -51,6 +54,8 @@ AUTH_USER_MODEL = "accounts.User"
 MIDDLEWARE = [
     # Resolves the tenant from the request's host name and sets the schema; unknown hosts get 404.
     "django_tenants.middleware.main.TenantMainMiddleware",
+    # A frozen tenant (incident) is read-only: any write on its domain is refused with 423.
+    "tenants.middleware.FrozenTenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -160,6 +165,16 @@ CHAT_SYSTEM_PROMPT = (
 )
 CHAT_MAX_MESSAGE_CHARS = 8000
 CHAT_HISTORY_MESSAGES = 12
+
+# --- Tenant lifecycle, console, e-mail ---------------------------------------------------------------
+# Deleted conversations stay recoverable by support for this many days, then purge_deleted_conversations
+# removes them for good.
+CHAT_DELETED_RETENTION_DAYS = env.int("CHAT_DELETED_RETENTION_DAYS", default=30)
+# Where offboard_tenant writes a tenant's export archive before its schema is dropped.
+TENANT_ARCHIVE_DIR = Path(env("TENANT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "tenant-archives")))
+# https://docs.djangoproject.com/en/5.2/topics/email/ : console locally, SMTP (or a provider) in production.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ConvoSuite <no-reply@convosuite.localhost>")
 
 # --- Static files, i18n ------------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -1,0 +1,146 @@
+"""Tenant admin console: thin views over console.usage, console.model_calls and the tenant's own tables.
+
+Every view is tenant_view(roles=["tenant_admin"]): end-users get 403, other tenants' sessions are refused by
+the session guard before reaching here, and everything is read from the tenant's own schema.
+"""
+
+import uuid
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.access import tenant_view
+from accounts.models import Role, User
+from audit.models import AuditEvent
+from console.model_calls import (
+    ModelCallFilterForm,
+    access_model_call_by_id,
+    filter_choices,
+    filtered_model_calls,
+    model_call_content,
+)
+from console.nav import nav_sections, placeholder
+from console.usage import usage_report
+
+ADMINS = [Role.TENANT_ADMIN.value]
+PAGE_SIZE = 50
+
+
+def _render(
+    request: HttpRequest, template: str, active: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    return render(
+        request, template, {"nav": nav_sections(active), "active": active, **context}, status=status
+    )
+
+
+def _page(request: HttpRequest, items: Any) -> Any:
+    return Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("console:usage")
+
+
+def _usage_context(request: HttpRequest) -> dict[str, Any]:
+    report = usage_report(timezone.now(), request.tenant.time_zone)  # type: ignore[attr-defined]
+    return {"report": report}
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def usage(request: HttpRequest) -> HttpResponse:
+    return _render(request, "console/usage.html", "usage", _usage_context(request))
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def usage_live(request: HttpRequest) -> HttpResponse:
+    """Polled every few seconds by the usage page: the figures, tables and chart data, as one fragment."""
+    return render(request, "console/_usage_live.html", _usage_context(request))
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def model_calls(request: HttpRequest) -> HttpResponse:
+    form = ModelCallFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        invalid = {"form": form, "page": None, "choices": filter_choices(), "query": ""}
+        return _render(request, "console/model_calls.html", "model-calls", invalid, status=400)
+    filters = form.cleaned_data if request.GET else {}
+    calls = filtered_model_calls(filters, time_zone=request.tenant.time_zone)  # type: ignore[attr-defined]
+    context: dict[str, Any] = {
+        "form": form,
+        "page": _page(request, calls),
+        "choices": filter_choices(),
+        "query": _query_without_page(request),
+        "filtered": any(filters.values()) if filters else False,
+    }
+    return _render(request, "console/model_calls.html", "model-calls", context)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def model_call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
+    call = access_model_call_by_id(call_id)
+    context = {"call": call, "content": model_call_content(call), "back": request.GET.get("back", "")}
+    return _render(request, "console/model_call_detail.html", "model-calls", context)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def members(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    role = request.GET.get("role", "")
+    people = User.objects.filter(is_active=True).order_by("display_name", "email")
+    if query:
+        people = people.filter(Q(email__icontains=query) | Q(display_name__icontains=query))
+    if role in {Role.TENANT_ADMIN, Role.END_USER}:
+        people = people.filter(roles__contains=[role])
+    context = {
+        "page": _page(request, people),
+        "q": query,
+        "role": role,
+        "roles": [(Role.TENANT_ADMIN.value, "Admins"), (Role.END_USER.value, "Users")],
+        "query": _query_without_page(request),
+    }
+    return _render(request, "console/members.html", "members", context)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def audit_events(request: HttpRequest) -> HttpResponse:
+    kind = request.GET.get("kind", "").strip()[:64]
+    events = AuditEvent.objects.order_by("-created_at", "-id")
+    if kind:
+        events = events.filter(kind__startswith=kind)
+    kinds = AuditEvent.objects.order_by().values_list("kind", flat=True).distinct()[:100]
+    context = {
+        "page": _page(request, events),
+        "kind": kind,
+        "kinds": sorted(kinds),
+        "query": _query_without_page(request),
+    }
+    return _render(request, "console/audit.html", "audit", context)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def coming_soon(request: HttpRequest, section: str) -> HttpResponse:
+    item = placeholder(section)
+    if item is None:
+        raise Http404("No such console section.")
+    return _render(request, "console/coming_soon.html", item.key, {"item": item})

@@ -1,0 +1,23 @@
+from django.urls import path
+
+from platform_console import views
+
+app_name = "platform"
+
+urlpatterns = [
+    path("usage/", views.usage, name="usage"),
+    path("break-glass/", views.break_glass, name="break_glass"),
+    path("break-glass/<int:grant_id>/close/", views.close_grant, name="close_grant"),
+    path("break-glass/<int:grant_id>/conversations/", views.grant_conversations, name="grant_conversations"),
+    path(
+        "break-glass/<int:grant_id>/conversations/<uuid:conversation_id>/",
+        views.grant_conversation,
+        name="grant_conversation",
+    ),
+    path("break-glass/<int:grant_id>/model-calls/", views.grant_model_calls, name="grant_model_calls"),
+    path(
+        "break-glass/<int:grant_id>/model-calls/<uuid:call_id>/",
+        views.grant_model_call,
+        name="grant_model_call",
+    ),
+]

@@ -1,0 +1,191 @@
+"""Role matrix, generated from the URL confs: every tenant route and every platform page × six principals,
+each with its exact status. A new route fails here until it has an access rule (and, for POST routes and
+platform pages, a declared outcome)."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, get_resolver, reverse
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from accounts.models import Role, User
+from tenants.models import BreakGlassGrant, Tenant
+from tests.conftest import client_for, make_member
+from tests.factories import ConversationFactory, MessageFactory, ModelCallFactory
+from tests.test_access_rules import LIBRARY_VIEWS, walk
+
+pytestmark = pytest.mark.django_db
+
+PRINCIPALS = [
+    "anonymous",
+    "end_user",
+    "tenant_admin",
+    "other_tenant_admin",
+    "platform_admin_without_grant",
+    "platform_admin_with_grant",
+]
+
+# What an allowed member gets where it is not a plain 200 page: redirects, and POST routes with an empty form
+# (every POST route must be listed).
+ALLOWED_OUTCOMES = {
+    "console:home": 302,  # the console opens on its usage page
+    "chat:new": 302,  # creates a conversation, redirects to it
+    "chat:send": 400,  # "Type a message first."
+    "chat:rename": 302,  # back to the conversation with the error shown
+    "chat:delete": 302,  # back to the list
+}
+
+# Platform pages: the outcome for each platform principal (tenant sessions: 403, anonymous: sign-in).
+PLATFORM_OUTCOMES = {
+    "platform:usage": {"platform_admin_without_grant": 200, "platform_admin_with_grant": 200},
+    "platform:break_glass": {"platform_admin_without_grant": 200, "platform_admin_with_grant": 200},
+    # Someone else's grant looks like a missing one; the holder reads (and is audited).
+    "platform:grant_conversations": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_conversation": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_model_calls": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_model_call": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:close_grant": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 302},
+}
+
+
+@dataclass
+class World:
+    acme: Tenant
+    clients: dict[str, Client]
+    members: dict[str, User]
+    grant: BreakGlassGrant
+
+
+@pytest.fixture
+def world(acme: Tenant, globex: Tenant, tenants: dict[str, Tenant]) -> World:
+    public = tenants["public"]
+    members = {
+        "end_user": make_member(acme, roles=[Role.END_USER.value]),
+        "tenant_admin": make_member(acme, roles=[Role.TENANT_ADMIN.value]),
+        "other_tenant_admin": make_member(globex, roles=[Role.TENANT_ADMIN.value]),
+        "platform_admin_without_grant": make_member(public, roles=[Role.PLATFORM_ADMIN.value], is_staff=True),
+        "platform_admin_with_grant": make_member(public, roles=[Role.PLATFORM_ADMIN.value], is_staff=True),
+    }
+    clients = {"anonymous": client_for(acme)}
+    for name, user in members.items():
+        home = {"other_tenant_admin": globex}.get(name, public if name.startswith("platform") else acme)
+        clients[name] = client_for(home, user)
+    now = timezone.now()
+    grant = BreakGlassGrant.objects.create(
+        staff=members["platform_admin_with_grant"],
+        tenant=acme,
+        reason="Matrix test: reading to check the access rules",
+        opened_at=now,
+        expires_at=now + timedelta(minutes=30),
+    )
+    return World(acme=acme, clients=clients, members=members, grant=grant)
+
+
+def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, Any]:
+    """Real objects owned by `owner` for each URL parameter, so allowed principals reach the page itself."""
+    names = set(pattern.pattern.converters)
+    values: dict[str, Any] = {}
+    with tenant_context(world.acme):
+        conversation = ConversationFactory.create(owner=owner)
+        if "conversation_id" in names:
+            values["conversation_id"] = conversation.id
+        if "message_id" in names:
+            values["message_id"] = MessageFactory.create(conversation=conversation).id
+        if "call_id" in names:
+            values["call_id"] = ModelCallFactory.create(user=owner).id
+    if "section" in names:
+        values["section"] = "prompts"
+    if "export_format" in names:
+        values["export_format"] = "json"
+    if "grant_id" in names:
+        values["grant_id"] = world.grant.pk
+    unknown = names - set(values)
+    assert not unknown, f"{pattern.name}: add a sample value for URL parameter(s) {sorted(unknown)}"
+    return values
+
+
+def method_of(client: Client, url: str, host: str) -> str:
+    """GET unless the view only takes other methods (its 405 names them, before any access check)."""
+    response = client.get(url, HTTP_HOST=host)
+    if response.status_code == 405:
+        return response["Allow"].split(",")[0].strip().lower()
+    return "get"
+
+
+def tenant_routes() -> list[tuple[str, URLPattern]]:
+    return [
+        (name, pattern)
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name not in LIBRARY_VIEWS and getattr(pattern.callback, "tenant_access", None) != "public"
+    ]
+
+
+def platform_routes() -> list[tuple[str, URLPattern]]:
+    routes = [
+        (name, pattern)
+        for name, pattern in walk(get_resolver("convosuite.urls_public").url_patterns)
+        if getattr(pattern.callback, "platform_page", False)
+    ]
+    # Closing the grant ends it: check it after the pages that read under it.
+    return sorted(routes, key=lambda route: route[0] == "platform:close_grant")
+
+
+def expected_on_tenant_domain(name: str, rule: frozenset[str], principal: str, method: str) -> int:
+    if principal == "anonymous":
+        return 302
+    if principal in {"other_tenant_admin", "platform_admin_without_grant", "platform_admin_with_grant"}:
+        return 403  # session bound to another tenant (or the platform): refused by the session guard
+    if principal not in rule:
+        return 403
+    if name in ALLOWED_OUTCOMES:
+        return ALLOWED_OUTCOMES[name]
+    assert method == "get", f"{name}: declare the outcome of an empty {method.upper()} in ALLOWED_OUTCOMES"
+    return 200
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_every_tenant_route_answers_each_principal_exactly(world: World, principal: str) -> None:
+    host = "acme.localhost"
+    owner = world.members["tenant_admin" if principal == "tenant_admin" else "end_user"]
+    results, expected = {}, {}
+    for name, pattern in tenant_routes():
+        rule = pattern.callback.tenant_access  # type: ignore[attr-defined]
+        url = reverse(name, kwargs=sample_kwargs(pattern, owner, world), urlconf="convosuite.urls")
+        method = method_of(Client(), url, host)
+        response = getattr(world.clients[principal], method)(url, HTTP_HOST=host)
+        results[name] = response.status_code
+        expected[name] = expected_on_tenant_domain(name, rule, principal, method)
+    assert results == expected
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_every_platform_page_answers_each_principal_exactly(world: World, principal: str) -> None:
+    host = "localhost"
+    with tenant_context(world.acme):
+        owner = world.members["end_user"]
+    assert {name for name, _ in platform_routes()} == set(PLATFORM_OUTCOMES), (
+        "declare each platform page's outcomes"
+    )
+    results, expected = {}, {}
+    for name, pattern in platform_routes():
+        url = reverse(name, kwargs=sample_kwargs(pattern, owner, world), urlconf="convosuite.urls_public")
+        method = method_of(Client(), url, host)
+        response = getattr(world.clients[principal], method)(url, HTTP_HOST=host)
+        results[name] = response.status_code
+        if principal == "anonymous":
+            expected[name] = 302
+        elif not principal.startswith("platform"):
+            expected[name] = 403
+        else:
+            expected[name] = PLATFORM_OUTCOMES[name][principal]
+    assert results == expected
+
+
+def test_console_and_platform_routes_are_in_the_matrix() -> None:
+    names = {name for name, _ in tenant_routes()} | {name for name, _ in platform_routes()}
+    assert {"console:usage", "console:model_calls", "console:members", "console:audit"} <= names
+    assert {"platform:grant_conversation", "platform:grant_model_call"} <= names
