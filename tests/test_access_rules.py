@@ -34,5 +34,33 @@ def test_chat_routes_require_a_member_role() -> None:
         for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
         if name.startswith("chat:")
     }
-    assert set(rules) == {"chat:home", "chat:new", "chat:conversation", "chat:send", "chat:message"}
+    assert set(rules) == {
+        "chat:home",
+        "chat:new",
+        "chat:conversation",
+        "chat:send",
+        "chat:message",
+        "chat:message_stream",
+    }
     assert all(rule == {"end_user", "tenant_admin"} for rule in rules.values())
+
+
+def test_api_routes_go_through_the_api_gate() -> None:
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("api:")
+    }
+    assert set(rules) == {
+        "api:chat_completions",
+        "api:embeddings",
+        "api:models",
+        "api:model",
+        "api:not_found",
+    }
+    assert all(rule == "api" for rule in rules.values())
+    assert all(
+        getattr(pattern.callback, "csrf_exempt", False)
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("api:")
+    )
