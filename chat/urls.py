@@ -10,4 +10,9 @@ urlpatterns = [
     path("<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
     path("<uuid:conversation_id>/messages/", views.send_message, name="send"),
     path("<uuid:conversation_id>/messages/<uuid:message_id>/", views.message_fragment, name="message"),
+    path(
+        "<uuid:conversation_id>/messages/<uuid:message_id>/stream/",
+        views.message_stream,
+        name="message_stream",
+    ),
 ]
