@@ -34,7 +34,7 @@ _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 @functools.cache
-def _redis() -> "redis.Redis[bytes]":
+def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=READ_BLOCK_MS / 1000 + 5)
 
 
@@ -104,7 +104,7 @@ def relay_reply(
     deadline = time.monotonic() + RELAY_LIMIT_SECONDS
     while time.monotonic() < deadline:
         try:
-            batches = _redis().xread({key: position}, count=200, block=READ_BLOCK_MS)
+            batches: Any = _redis().xread({key: position}, count=200, block=READ_BLOCK_MS)
         except redis.RedisError as failure:
             logger.warning("reply stream read failed key=%s error=%s", key, type(failure).__name__)
             batches = []

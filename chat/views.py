@@ -3,6 +3,7 @@
 import uuid
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
@@ -72,7 +73,9 @@ def message_fragment(request: HttpRequest, conversation_id: uuid.UUID, message_i
 
 @require_GET
 @tenant_view()
-def message_stream(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+def message_stream(
+    request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponseBase:
     """Server-sent events: the answer's tokens while the worker streams it, then the final rendered message.
     The page polls message_fragment instead if this connection cannot be kept."""
     conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]

@@ -90,6 +90,7 @@ def test_tokens_are_relayed_as_they_come_then_the_rendered_message(
     assert "<strong>refund policy</strong>" in final_html
     with tenant_context(acme):
         message = Message.objects.get(id=message_id)
+        assert message.request_id is not None
         call = ModelCall.objects.get(request_id=message.request_id)
     assert message.status == Message.Status.DONE
     assert call.status == ModelCall.Status.OK and call.ttft_ms is not None
@@ -108,6 +109,7 @@ def test_a_late_subscriber_gets_the_whole_answer(
     conversation_id, message_id = ask(client, "What is the refund policy?")
     with tenant_context(acme):
         request_id = Message.objects.get(id=message_id).request_id
+    assert request_id is not None
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     # Join while the answer is half written: the relay replays what was already said.
     wait_for(lambda: broker.xlen(stream_key("acme", request_id)) >= 5, timeout=30, message="a few tokens")
@@ -178,4 +180,5 @@ def test_kill_switch_cuts_a_running_chat_stream_and_says_why(stack: Stack, acme:
     assert 5 <= tokens < 200
     with tenant_context(acme):
         message = Message.objects.get(id=message_id)
+        assert message.request_id is not None
         assert ModelCall.objects.get(request_id=message.request_id).status == ModelCall.Status.CUT_OFF

@@ -12,6 +12,7 @@ import openai
 import pytest
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
+from openai.types.chat import ChatCompletionMessageParam
 
 from audit.models import AuditEvent
 from gateway.api.actions import do_create_api_key, do_revoke_api_key
@@ -21,7 +22,7 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def api_client(stack: Stack, tenant_slug: str, key: str) -> openai.OpenAI:
@@ -293,6 +294,66 @@ def test_management_command_prints_a_working_key_once(stack: Stack, acme: Tenant
         )
     assert event.actor_label == "manage.py create_api_key"
     assert key not in str(event.details)
+
+
+# --- OIDC access tokens (client credentials) ----------------------------------------------------------
+
+DEMO_SERVICE_SECRET = "convosuite-demo-service"  # devtools/demo_service_clients.json
+
+
+def service_token(stack: Stack, client_id: str, secret: str = DEMO_SERVICE_SECRET) -> str:
+    response = httpx.post(
+        f"{stack.issuer}/token/",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_service_token_of_the_tenant_is_accepted_and_its_calls_recorded(stack: Stack, acme: Tenant) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply="Hello, robot.")
+    client = api_client(stack, "acme", service_token(stack, "acme-reporting"))
+    assert {model.id for model in client.models.list()} >= {"sim-model"}
+    raw = client.chat.completions.with_raw_response.create(model="sim-model", messages=QUESTION)
+    assert raw.parse().choices[0].message.content == "Hello, robot."
+    record = recorded(acme, raw.headers["x-request-id"])
+    assert record is not None and record.status == ModelCall.Status.OK and record.user_id is None
+
+
+def test_service_token_of_another_tenant_is_refused_with_403(
+    stack: Stack, acme: Tenant, globex: Tenant
+) -> None:
+    stack.simulator.reset()
+    client = api_client(stack, "globex", service_token(stack, "acme-reporting"))
+    with pytest.raises(openai.PermissionDeniedError, match="another organisation"):
+        client.chat.completions.create(model="sim-model", messages=QUESTION)
+    assert stack.simulator.requests() == []
+    with tenant_context(globex):
+        assert AuditEvent.objects.filter(
+            kind="security.api_token_refused", details__token_tenant="acme"
+        ).exists()
+
+
+def test_tampered_or_foreign_tokens_are_refused_with_401(stack: Stack, acme: Tenant) -> None:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    genuine = service_token(stack, "acme-reporting")
+    header, _payload, signature = genuine.split(".")
+    # acme's header and signature on globex's claims: the signature no longer matches.
+    other_payload = service_token(stack, "globex-reporting").split(".")[1]
+    tampered = f"{header}.{other_payload}.{signature}"
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+    kid = jwt.get_unverified_header(genuine)["kid"]
+    foreign_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, foreign_key, algorithm="RS256", headers={"kid": kid})
+    unsigned = jwt.encode(claims, key="", algorithm="none")
+    for tenant_slug, token in (("globex", tampered), ("acme", forged), ("acme", unsigned)):
+        with pytest.raises(openai.AuthenticationError, match="access token"):
+            api_client(stack, tenant_slug, token).models.list()
 
 
 @pytest.mark.skip(

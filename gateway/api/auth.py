@@ -16,7 +16,8 @@ from typing import Any
 
 import jwt
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django_tenants.utils import get_public_schema_name
 
@@ -29,7 +30,7 @@ from tenants.models import Tenant
 logger = logging.getLogger(__name__)
 
 API_ACCESS_RULE = "api"
-ViewFunc = Callable[..., HttpResponse]
+ViewFunc = Callable[..., HttpResponseBase]
 
 
 def openai_error(
@@ -153,7 +154,7 @@ def api_view(view: ViewFunc) -> ViewFunc:
     for that tenant. Sets request.api_caller. CSRF does not apply: no cookie authenticates these requests."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         tenant: Tenant | None = getattr(request, "tenant", None)
         if tenant is None or tenant.is_platform:
             return openai_error(404, "There is no API on this address.", error_type="invalid_request_error")

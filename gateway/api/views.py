@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from gateway.api.auth import ApiCaller, api_view, openai_error
 from gateway.api.models_listing import allowed_models
@@ -142,7 +143,7 @@ def _tenant_schema(request: HttpRequest) -> str:
 
 
 @api_view
-def chat_completions(request: HttpRequest) -> HttpResponse:
+def chat_completions(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return openai_error(405, "Use POST for /v1/chat/completions.", error_type="invalid_request_error")
     try:
@@ -229,7 +230,7 @@ def _stream_completion(
     messages: list[dict[str, str]],
     max_tokens: int | None,
     include_usage: bool,
-) -> HttpResponse:
+) -> HttpResponseBase:
     events = stream(
         tenant_schema=tenant_schema,
         request_id=request_id,
@@ -332,7 +333,7 @@ def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
 
 
 @api_view
-def embeddings(request: HttpRequest) -> HttpResponse:
+def embeddings(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return openai_error(405, "Use POST for /v1/embeddings.", error_type="invalid_request_error")
     try:
@@ -392,7 +393,7 @@ def _visible_models(request: HttpRequest) -> list[str]:
 
 
 @api_view
-def list_models(request: HttpRequest) -> HttpResponse:
+def list_models(request: HttpRequest) -> HttpResponseBase:
     if request.method != "GET":
         return openai_error(405, "Use GET for /v1/models.", error_type="invalid_request_error")
     return JsonResponse(
@@ -401,7 +402,7 @@ def list_models(request: HttpRequest) -> HttpResponse:
 
 
 @api_view
-def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
+def retrieve_model(request: HttpRequest, model: str) -> HttpResponseBase:
     if request.method != "GET":
         return openai_error(405, "Use GET for /v1/models/{model}.", error_type="invalid_request_error")
     if model not in _visible_models(request):
@@ -410,5 +411,5 @@ def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
 
 
 @api_view
-def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+def not_found(request: HttpRequest, path: str = "") -> HttpResponseBase:
     return openai_error(404, f"Unknown API path: {request.path}", error_type="invalid_request_error")
