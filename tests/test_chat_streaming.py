@@ -36,27 +36,36 @@ def ask(client: Client, question: str) -> tuple[str, str]:
     return conversation_id, match.group(1)
 
 
-def sse_events(stack: Stack, client: Client, tenant: str, path: str) -> Iterator[tuple[str, Any]]:
-    """Server-sent events of a live GET, parsed; comments and retry hints are skipped."""
+def sse_events(
+    stack: Stack, client: Client, tenant: str, path: str, headers: dict[str, str] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Server-sent events of a live GET, parsed; comments and retry hints are skipped. The event id, when
+    there is one, is added to the data as "_id"."""
     response = requests.get(
         f"http://127.0.0.1:{stack.web_port}{path}",
-        headers={"Host": f"{tenant}.localhost:{stack.web_port}", "Accept": "text/event-stream"},
+        headers={
+            "Host": f"{tenant}.localhost:{stack.web_port}",
+            "Accept": "text/event-stream",
+            **(headers or {}),
+        },
         cookies={settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value},
         stream=True,
         timeout=30,
     )
     assert response.status_code == 200, response.text[:300]
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    event, data = "message", ""
+    event, data, event_id = "message", "", ""
     with response:
         for line in response.iter_lines(decode_unicode=True):
             if line.startswith("event: "):
                 event = line.removeprefix("event: ")
+            elif line.startswith("id: "):
+                event_id = line.removeprefix("id: ")
             elif line.startswith("data: "):
                 data = line.removeprefix("data: ")
             elif line == "" and data:
-                yield event, json.loads(data)
-                event, data = "message", ""
+                yield event, {**json.loads(data), "_id": event_id}
+                event, data, event_id = "message", "", ""
 
 
 def stream_path(conversation_id: str, message_id: str) -> str:
@@ -124,6 +133,27 @@ def test_a_late_subscriber_gets_the_whole_answer(
 
 
 @pytest.mark.usefixtures("stack")
+def test_a_reconnecting_browser_resumes_after_the_last_event_it_saw(stack: Stack, acme: Tenant) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply=REPLY, token_delay_ms=150)
+    client = client_for(acme, make_member(acme))
+    conversation_id, message_id = ask(client, "What is the refund policy?")
+    path = stream_path(conversation_id, message_id)
+    first: list[dict[str, str]] = []
+    for event, data in sse_events(stack, client, "acme", path):
+        if event == "token":
+            first.append(data)
+        if len(first) == 3:
+            break  # the connection drops here
+    # EventSource reconnects with the id of the last event it saw and gets only what came after it.
+    resumed = list(sse_events(stack, client, "acme", path, {"Last-Event-ID": first[-1]["_id"]}))
+    assert resumed[-1][0] == "done"
+    rest = "".join(data["text"] for event, data in resumed if event == "token")
+    assert "".join(token["text"] for token in first) + rest == REPLY
+    assert rest, "the answer should still have been streaming when the browser came back"
+
+
+@pytest.mark.usefixtures("stack")
 def test_a_failed_answer_ends_the_stream_with_the_reason(stack: Stack, acme: Tenant) -> None:
     stack.simulator.reset()
     stack.simulator.set_scenario(fail="503")
@@ -182,3 +212,16 @@ def test_kill_switch_cuts_a_running_chat_stream_and_says_why(stack: Stack, acme:
         message = Message.objects.get(id=message_id)
         assert message.request_id is not None
         assert ModelCall.objects.get(request_id=message.request_id).status == ModelCall.Status.CUT_OFF
+
+
+@pytest.mark.django_db
+def test_relay_of_a_finished_message_is_one_done_event_and_keys_are_per_tenant(acme: Tenant) -> None:
+    from chat.live import relay_reply
+    from tests.factories import MessageFactory
+
+    with tenant_context(acme):
+        message = MessageFactory.create(role=Message.Role.ASSISTANT, content="Done already.")
+        events = list(relay_reply("acme", message, lambda current: f"<p>{current.content}</p>"))
+    assert events == ['event: done\ndata: {"html":"<p>Done already.</p>"}\n\n']
+    request_id = uuid.uuid4()
+    assert stream_key("acme", request_id) != stream_key("globex", request_id)

@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from gateway.api.actions import do_create_api_key, do_revoke_api_key
 from gateway.models import ModelCall
 from tenants.models import Tenant
-from tests.conftest import Stack
+from tests.conftest import Stack, make_member
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -354,6 +354,75 @@ def test_tampered_or_foreign_tokens_are_refused_with_401(stack: Stack, acme: Ten
     for tenant_slug, token in (("globex", tampered), ("acme", forged), ("acme", unsigned)):
         with pytest.raises(openai.AuthenticationError, match="access token"):
             api_client(stack, tenant_slug, token).models.list()
+
+
+def user_access_token(stack: Stack, username: str) -> str:
+    """A signed-in user's access token, from the authorization code flow (PKCE) of the web client."""
+    import base64
+    import hashlib
+    import re
+    import secrets
+    from html import unescape
+    from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+    from tests.conftest import TEST_CLIENT_SECRET
+
+    redirect_uri = f"http://acme.localhost:{stack.web_port}/oidc/callback/"
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = {
+        "response_type": "code", "client_id": "convosuite-web", "redirect_uri": redirect_uri, "scope": "openid",
+        "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
+    }  # fmt: skip
+    with httpx.Client(timeout=10) as browser:
+        login_page = browser.get(f"{stack.issuer}/authorize/?{urlencode(query)}", follow_redirects=True)
+        fields = {
+            name: unescape(value)
+            for name, value in re.findall(
+                r'<input type="hidden" name="([^"]+)" value="([^"]*)"', login_page.text
+            )
+        }
+        response = browser.post(
+            str(login_page.url), data={**fields, "username": username, "password": "convosuite-demo"}
+        )
+        while (
+            urlsplit(response.headers.get("Location", redirect_uri)).netloc != urlsplit(redirect_uri).netloc
+        ):
+            response = browser.get(urljoin(str(response.url), response.headers["Location"]))
+        code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+        tokens = browser.post(
+            f"{stack.issuer}/token/",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=("convosuite-web", TEST_CLIENT_SECRET),
+        )
+    assert tokens.status_code == 200, tokens.text
+    return str(tokens.json()["access_token"])
+
+
+def test_users_own_access_token_is_accepted_and_the_call_attributed_to_them(
+    stack: Stack, acme: Tenant
+) -> None:
+    stack.simulator.reset()
+    alice_subject = "1f3c9a52-acme-alice"  # devtools/demo_users.json
+    with tenant_context(acme):
+        from accounts.models import User
+
+        alice = User.objects.filter(issuer=stack.issuer, subject=alice_subject).first()
+    if alice is None:
+        alice = make_member(acme, issuer=stack.issuer, subject=alice_subject)
+    client = api_client(stack, "acme", user_access_token(stack, "alice@acme.example"))
+    raw = client.chat.completions.with_raw_response.create(model="sim-model", messages=QUESTION)
+    record = recorded(acme, raw.headers["x-request-id"])
+    assert record is not None and record.user_id == alice.pk
+    # Carol is a globex user: her token is refused on acme's address.
+    carol = api_client(stack, "acme", user_access_token(stack, "carol@globex.example"))
+    with pytest.raises(openai.PermissionDeniedError):
+        carol.models.list()
 
 
 @pytest.mark.skip(
