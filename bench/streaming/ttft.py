@@ -120,7 +120,7 @@ def test_bench_stream_time_to_first_token(stack: Stack, acme: Tenant) -> None:
         browsers[0].ask_and_time()  # warm-up: first LiteLLM import in the worker, connections
         per_browser = max(1, SAMPLES // level)
         with ThreadPoolExecutor(max_workers=level) as pool:
-            batches = list(pool.map(lambda b: [b.ask_and_time() for _ in range(per_browser)], browsers))
+            batches = list(pool.map(lambda b, n=per_browser: [b.ask_and_time() for _ in range(n)], browsers))
         samples = [sample for batch in batches for sample in batch]
         with tenant_context(acme):
             from chat.models import Message
