@@ -57,11 +57,13 @@ class ReplyPublisher:
         self._add({"type": "end", "status": status})
 
     def restart(self) -> None:
-        """A redelivered task starts the reply over: drop what an earlier, killed attempt published."""
+        """A redelivered task starts the reply over: drop what an earlier, killed attempt published, and
+        tell a browser that already shows part of it to clear it (its position is older than this event)."""
         try:
             _redis().delete(self.key)
         except redis.RedisError:
             self.broken = True
+        self._add({"type": "reset"})
 
     def _add(self, fields: dict[str, str]) -> None:
         if self.broken:
@@ -98,6 +100,8 @@ def relay_reply(
         return
     key = stream_key(tenant_schema, message.request_id)
     position = last_event_id if _ENTRY_ID.match(last_event_id) else "0-0"
+    # Whether this browser may be showing tokens: only then does a restarted answer need a "reset".
+    shown_tokens = position != "0-0"
     # Do not hold a database connection while waiting on Redis; the next query opens one again.
     connection.close()
     yield "retry: 2000\n\n"
@@ -122,7 +126,11 @@ def relay_reply(
                 position = entry_id.decode()
                 kind = fields.get(b"type", b"").decode()
                 if kind == "token":
+                    shown_tokens = True
                     yield sse_event("token", {"text": fields.get(b"text", b"").decode()}, position)
+                elif kind == "reset" and shown_tokens:
+                    shown_tokens = False
+                    yield sse_event("reset", {}, position)
                 elif kind == "end":
                     message.refresh_from_db(fields=["status", "content", "error_for_user"])
                     yield sse_event("done", {"html": render_final(message)}, position)

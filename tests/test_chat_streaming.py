@@ -225,3 +225,22 @@ def test_relay_of_a_finished_message_is_one_done_event_and_keys_are_per_tenant(a
     assert events == ['event: done\ndata: {"html":"<p>Done already.</p>"}\n\n']
     request_id = uuid.uuid4()
     assert stream_key("acme", request_id) != stream_key("globex", request_id)
+
+
+def test_a_retried_task_starts_the_published_reply_over() -> None:
+    from chat.live import ReplyPublisher
+
+    request_id = uuid.uuid4()
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    first_attempt = ReplyPublisher("acme", request_id)
+    first_attempt.restart()
+    first_attempt.token("half an ans")
+    second_attempt = ReplyPublisher("acme", request_id)
+    second_attempt.restart()
+    second_attempt.token("A whole answer.")
+    second_attempt.end("done")
+    entries = broker.xrange(stream_key("acme", request_id))
+    assert [fields[b"type"] for _, fields in entries] == [b"reset", b"token", b"end"]
+    assert entries[1][1][b"text"] == b"A whole answer."
+    assert 0 < broker.ttl(stream_key("acme", request_id)) <= 15 * 60
+    broker.delete(stream_key("acme", request_id))

@@ -63,6 +63,11 @@
       errors = 0;
       appendToken(el, JSON.parse(event.data).text);
     });
+    source.addEventListener("reset", function () {
+      // The worker started the answer over (a retried task): forget what was shown so far.
+      var body = el.querySelector("[data-streaming-body]");
+      if (body) body.textContent = "";
+    });
     source.addEventListener("done", function (event) {
       source.close();
       replaceMessage(el, JSON.parse(event.data).html);
