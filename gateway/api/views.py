@@ -127,11 +127,10 @@ def _max_tokens_param(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _check_model_access(caller: ApiCaller, model: str, tenant_schema: str) -> JsonResponse | None:
-    if caller.model_scope is not None and model not in caller.model_scope:
-        return _model_not_found(model)
-    # Models the tenant may not use are refused (and the refusal recorded) by the gateway itself.
-    return None
+def _outside_key_scope(caller: ApiCaller, model: str) -> bool:
+    # Only the credential's own scope is checked here: models the tenant may not use are refused (and the
+    # refusal recorded) by the gateway itself.
+    return caller.model_scope is not None and model not in caller.model_scope
 
 
 def _caller(request: HttpRequest) -> ApiCaller:
@@ -165,9 +164,8 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
     except BadRequest as bad:
         return bad.response()
     caller, tenant_schema = _caller(request), _tenant_schema(request)
-    refusal = _check_model_access(caller, model, tenant_schema)
-    if refusal is not None:
-        return refusal
+    if _outside_key_scope(caller, model):
+        return _model_not_found(model)
     if model_kind(model) == EMBEDDING_KIND:
         return BadRequest(f"'{model}' is an embedding model; use /v1/embeddings.", "model").response()
 
@@ -351,9 +349,8 @@ def embeddings(request: HttpRequest) -> HttpResponseBase:
     except BadRequest as bad:
         return bad.response()
     caller, tenant_schema = _caller(request), _tenant_schema(request)
-    refusal = _check_model_access(caller, model, tenant_schema)
-    if refusal is not None:
-        return refusal
+    if _outside_key_scope(caller, model):
+        return _model_not_found(model)
     if model in allowed_models(tenant_schema) and model_kind(model) != EMBEDDING_KIND:
         return BadRequest(f"'{model}' is not an embedding model.", "model").response()
     request_id = uuid.uuid4()
