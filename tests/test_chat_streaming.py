@@ -239,7 +239,7 @@ def test_a_retried_task_starts_the_published_reply_over() -> None:
     second_attempt.restart()
     second_attempt.token("A whole answer.")
     second_attempt.end("done")
-    entries = broker.xrange(stream_key("acme", request_id))
+    entries: Any = broker.xrange(stream_key("acme", request_id))
     assert [fields[b"type"] for _, fields in entries] == [b"reset", b"token", b"end"]
     assert entries[1][1][b"text"] == b"A whole answer."
     assert 0 < broker.ttl(stream_key("acme", request_id)) <= 15 * 60
