@@ -12,11 +12,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from accounts.models import Role
 
-ViewFunc = Callable[..., HttpResponse]
+# HttpResponseBase: streaming responses (server-sent events) go through the same gate.
+ViewFunc = Callable[..., HttpResponseBase]
 
 MEMBER_ROLES = (Role.END_USER, Role.TENANT_ADMIN)
 
@@ -26,7 +28,7 @@ def tenant_view(*, roles: Iterable[str] = MEMBER_ROLES) -> Callable[[ViewFunc], 
 
     def decorator(view: ViewFunc) -> ViewFunc:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             tenant = getattr(request, "tenant", None)
             if tenant is None or tenant.is_platform:
                 raise Http404
@@ -49,7 +51,7 @@ def platform_view(view: ViewFunc) -> ViewFunc:
     (tenants.break_glass.access_active_grant_by_id)."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         tenant = getattr(request, "tenant", None)
         if tenant is None or not tenant.is_platform:
             raise Http404

@@ -9,8 +9,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
+from chat.live import ReplyPublisher
 from chat.models import Conversation, Message
-from gateway.service import GatewayError, complete
+from gateway.errors import GatewayError
+from gateway.models import ModelCall
+from gateway.streaming import StreamResult, stream
 from tenants.context import current_schema
 from tenants.status import TENANT_FROZEN_MESSAGE, model_calls_allowed
 
@@ -93,7 +96,8 @@ def _history_for_model(assistant_message: Message) -> list[dict[str, str]]:
 
 
 def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
-    """Ask the model through the gateway and store the answer. Safe to run twice for one message."""
+    """Stream the model's answer through the gateway, publishing tokens for the browser as they come,
+    and store the answer. Safe to run twice for one message (the request id makes the call idempotent)."""
     message = (
         Message.objects.select_related("conversation")
         .filter(id=message_id, role=Message.Role.ASSISTANT)
@@ -101,29 +105,48 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     )
     if message is None or message.status != Message.Status.PENDING or message.request_id is None:
         return
+    tenant_schema = current_schema()
+    publisher = ReplyPublisher(tenant_schema, message.request_id)
+    publisher.restart()
     # Checked again here: the tenant may have been frozen between the request and this task.
-    if not model_calls_allowed(current_schema()):
+    if not model_calls_allowed(tenant_schema):
         message.status = Message.Status.FAILED
         message.error_for_user = TENANT_FROZEN_MESSAGE[:500]
         message.save(update_fields=["status", "error_for_user"])
+        publisher.end(message.status)
         return
+    result: StreamResult | None = None
     try:
-        completion = complete(
-            tenant_schema=current_schema(),
+        for event in stream(
+            tenant_schema=tenant_schema,
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
             model=settings.GATEWAY_DEFAULT_MODEL,
             messages=_history_for_model(message),
-        )
+        ):
+            if event.kind == "token":
+                publisher.token(event.text)
+            else:
+                result = event.result
     except GatewayError as failure:
         message.status = Message.Status.FAILED
         message.error_for_user = failure.user_message[:500]
         message.save(update_fields=["status", "error_for_user"])
+        publisher.end(message.status)
         return
-    message.content = completion.text
-    message.status = Message.Status.DONE
-    message.save(update_fields=["content", "status"])
+    if result is None:
+        raise RuntimeError("The gateway's stream ended without its end event.")
+    message.content = result.text
+    if result.status == ModelCall.Status.OK:
+        message.status = Message.Status.DONE
+    else:
+        # Cut off (kill switch) or broken mid-way: keep what was said and say why it stopped.
+        message.status = Message.Status.FAILED
+        reason = result.error.user_message if result.error else "The answer was cut off."
+        message.error_for_user = reason[:500]
+    message.save(update_fields=["content", "status", "error_for_user"])
     Conversation.objects.filter(id=message.conversation_id).update(updated_at=timezone.now())
+    publisher.end(message.status)
 
 
 def do_rename_conversation(conversation: Conversation, title: str) -> Conversation:

@@ -13,4 +13,9 @@ urlpatterns = [
     path("<uuid:conversation_id>/export.<str:export_format>", views.export_conversation, name="export"),
     path("<uuid:conversation_id>/messages/", views.send_message, name="send"),
     path("<uuid:conversation_id>/messages/<uuid:message_id>/", views.message_fragment, name="message"),
+    path(
+        "<uuid:conversation_id>/messages/<uuid:message_id>/stream/",
+        views.message_stream,
+        name="message_stream",
+    ),
 ]

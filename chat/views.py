@@ -4,8 +4,10 @@ import json
 import uuid
 
 from django.contrib import messages as flash
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
@@ -22,6 +24,7 @@ from chat.actions import (
     do_rename_conversation,
     do_start_conversation,
 )
+from chat.live import relay_reply
 from chat.models import Message
 
 
@@ -115,4 +118,32 @@ def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, export
         f"{slugify(conversation.title)[:60] or 'conversation'}-{str(conversation.id)[:8]}.{export_format}"
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+@tenant_view()
+def message_stream(
+    request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> HttpResponseBase:
+    """Server-sent events: the answer's tokens while the worker streams it, then the final rendered message.
+    The page polls message_fragment instead if this connection cannot be kept."""
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    message: Message = access_message_by_id(conversation, message_id)
+
+    def render_final(current: Message) -> str:
+        current.__dict__.pop("html", None)  # rendered Markdown is cached per instance; the content changed
+        return render_to_string(
+            "chat/_message.html", {"conversation": conversation, "message": current}, request
+        )
+
+    events = relay_reply(
+        request.tenant.schema_name,  # type: ignore[attr-defined]
+        message,
+        render_final,
+        last_event_id=request.headers.get("Last-Event-ID", ""),
+    )
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a proxy (nginx) must pass each event on at once
     return response

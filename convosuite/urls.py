@@ -1,4 +1,5 @@
-"""URLs on a tenant's domain. Every view here goes through accounts.access (tested in test_access_rules)."""
+"""URLs on a tenant's domain. Every view here goes through accounts.access or, for the API under /v1/,
+gateway.api.auth.api_view (tested in test_access_rules)."""
 
 from django.urls import include, path
 
@@ -11,6 +12,7 @@ urlpatterns = [
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("chat/", include("chat.urls")),
     path("console/", include("console.urls")),
+    path("v1/", include("gateway.api.urls")),
 ]
 
 handler403 = "convosuite.errors.permission_denied"

@@ -11,6 +11,8 @@ class ModelCall(models.Model):
         OK = "ok", "OK"
         ERROR = "error", "Error"
         REFUSED = "refused", "Refused"
+        # A stream stopped before its end: kill switch turned on, or the client went away.
+        CUT_OFF = "cut_off", "Cut off"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -26,6 +28,8 @@ class ModelCall(models.Model):
     tokens_out = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
+    # Streams only: time from sending the request to the first token.
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     error = models.TextField(blank=True)
 

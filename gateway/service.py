@@ -79,6 +79,7 @@ def complete(
     user_id: int | None,
     model: str,
     messages: list[dict[str, str]],
+    max_tokens: int | None = None,
 ) -> Completion:
     _check_tenant_context(tenant_schema)
     previous = ModelCall.objects.filter(request_id=request_id).first()
@@ -104,7 +105,8 @@ def complete(
             messages=messages,
             api_base=route.api_base,
             api_key=route.api_key,
-            max_tokens=route.max_tokens,
+            # Never above the model's cap, so that a reservation of max_tokens is a true upper bound.
+            max_tokens=min(max_tokens or route.max_tokens, route.max_tokens),
             timeout=route.timeout_seconds,
             num_retries=0,
             metadata={"tenant": tenant_schema, "request_id": str(request_id)},

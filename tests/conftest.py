@@ -102,7 +102,8 @@ def simulator(tenants: dict[str, Tenant]) -> Iterator[SimulatorControl]:
     process = start_simulator(port)
     base = f"http://127.0.0.1:{port}"
     # In-process gateway calls (unit tests) and the worker process both talk to this simulator.
-    settings.GATEWAY_MODELS["sim-model"]["api_base"] = f"{base}/v1"
+    for alias in ("sim-model", "sim-embedding"):
+        settings.GATEWAY_MODELS[alias]["api_base"] = f"{base}/v1"
     try:
         yield SimulatorControl(base)
     finally:

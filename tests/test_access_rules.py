@@ -36,7 +36,7 @@ def test_chat_routes_require_a_member_role() -> None:
     }
     assert set(rules) == {
         "chat:home", "chat:new", "chat:conversation", "chat:send", "chat:message",
-        "chat:rename", "chat:delete", "chat:export",
+        "chat:rename", "chat:delete", "chat:export", "chat:message_stream",
     }  # fmt: skip
     assert all(rule == {"end_user", "tenant_admin"} for rule in rules.values())
 
@@ -60,3 +60,24 @@ def test_every_platform_route_declares_its_access_rule() -> None:
         and not hasattr(pattern.callback, "tenant_access")
     ]
     assert unguarded == []
+
+
+def test_api_routes_go_through_the_api_gate() -> None:
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("api:")
+    }
+    assert set(rules) == {
+        "api:chat_completions",
+        "api:embeddings",
+        "api:models",
+        "api:model",
+        "api:not_found",
+    }
+    assert all(rule == "api" for rule in rules.values())
+    assert all(
+        getattr(pattern.callback, "csrf_exempt", False)
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("api:")
+    )

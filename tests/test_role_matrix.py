@@ -87,7 +87,7 @@ def world(acme: Tenant, globex: Tenant, tenants: dict[str, Tenant]) -> World:
 
 def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, Any]:
     """Real objects owned by `owner` for each URL parameter, so allowed principals reach the page itself."""
-    names = set(pattern.pattern.converters)
+    names = set(pattern.pattern.regex.groupindex)  # named groups: path converters and re_path alike
     values: dict[str, Any] = {}
     with tenant_context(world.acme):
         conversation = ConversationFactory.create(owner=owner)
@@ -101,6 +101,10 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
         values["section"] = "prompts"
     if "export_format" in names:
         values["export_format"] = "json"
+    if "model" in names:
+        values["model"] = "sim-model"
+    if "path" in names:
+        values["path"] = "no/such/endpoint"
     if "grant_id" in names:
         values["grant_id"] = world.grant.pk
     unknown = names - set(values)
@@ -134,7 +138,11 @@ def platform_routes() -> list[tuple[str, URLPattern]]:
     return sorted(routes, key=lambda route: route[0] == "platform:close_grant")
 
 
-def expected_on_tenant_domain(name: str, rule: frozenset[str], principal: str, method: str) -> int:
+def expected_on_tenant_domain(name: str, rule: frozenset[str] | str, principal: str, method: str) -> int:
+    if rule == "api":
+        # The API takes bearer credentials only: a browser session is no credential there (401), and a
+        # session bound to another tenant or the platform is refused by the session guard first (403).
+        return 401 if principal in {"anonymous", "end_user", "tenant_admin"} else 403
     if principal == "anonymous":
         return 302
     if principal in {"other_tenant_admin", "platform_admin_without_grant", "platform_admin_with_grant"}:

@@ -39,6 +39,7 @@ TENANT_APPS = [
     "accounts",
     "audit",
     "gateway",
+    "gateway.api",
     "chat",
     "prompts",
     "knowledge",
@@ -118,6 +119,8 @@ OIDC_OP_JWKS_ENDPOINT = env("OIDC_JWKS_ENDPOINT", default=f"{OIDC_ISSUER}/.well-
 OIDC_OP_END_SESSION_ENDPOINT = env("OIDC_END_SESSION_ENDPOINT", default=f"{OIDC_ISSUER}/logout/")
 OIDC_TENANT_CLAIM = env("OIDC_TENANT_CLAIM", default="tenant")
 OIDC_ROLES_CLAIM = env("OIDC_ROLES_CLAIM", default="roles")
+# The tenant API (/v1/) accepts access tokens (JWT, RS256, from the issuer above) issued for this audience.
+OIDC_API_AUDIENCE = env("OIDC_API_AUDIENCE", default="convosuite-api")
 OIDC_USE_PKCE = True
 OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
 OIDC_STORE_ID_TOKEN = True  # sent back as id_token_hint when signing out at the provider

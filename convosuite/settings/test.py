@@ -23,5 +23,15 @@ GATEWAY_MODELS = {
         "max_tokens": 128,
         "timeout_seconds": 5,
     },
+    "sim-embedding": {
+        "kind": "embedding",
+        "litellm_model": "openai/sim-embedding",
+        "api_base": GATEWAY_SIMULATOR_BASE,
+        "api_key": "sim-key",
+        "provider": "simulator",
+        "input_cost_per_token": "0.0000001",
+        "output_cost_per_token": "0",
+        "timeout_seconds": 5,
+    },
 }
 GATEWAY_DEFAULT_MODEL = "sim-model"

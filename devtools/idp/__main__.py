@@ -56,6 +56,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="URI",
         help="exact post-logout URI, repeatable [IDP_POST_LOGOUT_REDIRECT_URIS]",
     )
+    add(
+        "--service-clients",
+        type=Path,
+        default=env("IDP_SERVICE_CLIENTS", str(config.SERVICE_CLIENTS_FILE)),
+        help="JSON file of client-credentials clients, each for one tenant; '' for none [IDP_SERVICE_CLIENTS]",
+    )
+    add(
+        "--service-client",
+        dest="service_client_specs",
+        action="append",
+        default=[],
+        metavar="ID:SECRET:TENANT:ROLE[,ROLE]",
+        help="one more client-credentials client, repeatable",
+    )
+    add(
+        "--api-audience",
+        default=env("IDP_API_AUDIENCE", config.API_AUDIENCE),
+        help="'aud' of access tokens: the API that accepts them [IDP_API_AUDIENCE]",
+    )
     add("--tenant-claim", default=env("IDP_TENANT_CLAIM", config.TENANT_CLAIM), help="[IDP_TENANT_CLAIM]")
     add("--roles-claim", default=env("IDP_ROLES_CLAIM", config.ROLES_CLAIM), help="[IDP_ROLES_CLAIM]")
     args = parser.parse_args(argv)
@@ -73,6 +92,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--issuer must not end with a slash: {args.issuer}")
     if not args.users.is_file():
         parser.error(f"users file not found: {args.users}")
+    if str(args.service_clients) in ("", "."):
+        args.service_clients = None
+    elif not args.service_clients.is_file():
+        parser.error(f"service clients file not found: {args.service_clients}")
     return args
 
 
@@ -87,6 +110,7 @@ def main(argv=None) -> None:
         IDP_ISSUER=args.issuer,
         IDP_TENANT_CLAIM=args.tenant_claim,
         IDP_ROLES_CLAIM=args.roles_claim,
+        IDP_API_AUDIENCE=args.api_audience,
     )
     # Assigned, not setdefault: a shell exporting the main app's settings must not leak in.
     os.environ["DJANGO_SETTINGS_MODULE"] = "devtools.idp.settings"
@@ -108,6 +132,13 @@ def main(argv=None) -> None:
     except ValueError as exc:  # includes malformed JSON
         sys.exit(f"IDP cannot use the users file: {exc}")
     bootstrap.sync_users(users)
+    try:
+        service_clients = bootstrap.load_service_clients(args.service_clients, args.service_client_specs)
+        bootstrap.sync_service_clients(service_clients, args.client_id)
+    except ValueError as exc:
+        sys.exit(f"IDP cannot use the service clients: {exc}")
+    except ValidationError as exc:
+        sys.exit(f"IDP service client settings rejected: {exc.message_dict}")
     try:
         bootstrap.sync_client(args.client_id, args.client_secret, args.redirect_uris, args.post_logout_uris)
     except ValidationError as exc:

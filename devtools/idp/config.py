@@ -21,5 +21,8 @@ POST_LOGOUT_REDIRECT_URIS = [
     "http://globex.localhost:8000/",
     "http://localhost:8000/",
 ]
+# Clients that get tokens for themselves (client credentials grant), each for one tenant.
+SERVICE_CLIENTS_FILE = REPO_ROOT / "devtools" / "demo_service_clients.json"
+API_AUDIENCE = "convosuite-api"
 TENANT_CLAIM = "tenant"
 ROLES_CLAIM = "roles"

@@ -12,3 +12,17 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.username
+
+
+class ServiceClient(models.Model):
+    """A confidential client that gets tokens for itself (client credentials grant), on behalf of one
+    tenant: its access tokens carry that tenant and these roles, like a user's would."""
+
+    application = models.OneToOneField(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="service_client"
+    )
+    tenant = models.CharField(max_length=63)
+    roles = models.JSONField(default=list)
+
+    def __str__(self):
+        return f"{self.application.client_id} ({self.tenant})"

@@ -19,6 +19,8 @@ ISSUER_PATH_PREFIX = urlsplit(ISSUER).path.strip("/")
 
 IDP_TENANT_CLAIM = os.environ.get("IDP_TENANT_CLAIM", config.TENANT_CLAIM)
 IDP_ROLES_CLAIM = os.environ.get("IDP_ROLES_CLAIM", config.ROLES_CLAIM)
+# The "aud" of access tokens: the resource server (the tenant API) accepts only tokens issued for it.
+IDP_API_AUDIENCE = os.environ.get("IDP_API_AUDIENCE", config.API_AUDIENCE)
 
 SECRET_KEY = keys.django_secret_key(DATA_DIR)
 DEBUG = False
@@ -101,6 +103,10 @@ OAUTH2_PROVIDER = {
         "profile": "Your name and username",
     },
     "DEFAULT_SCOPES": ["openid"],
+    # Access tokens are signed JWTs carrying tenant and roles (devtools/idp/tokens.py); refresh tokens
+    # are only ever read by this provider, so they stay opaque random strings.
+    "ACCESS_TOKEN_GENERATOR": "devtools.idp.tokens.signed_access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
     "PKCE_REQUIRED": True,
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,

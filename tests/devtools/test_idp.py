@@ -30,6 +30,8 @@ from devtools.idp.testing import (
 REDIRECT_URI = "http://acme.localhost:8000/oidc/callback/"
 OTHER_REDIRECT_URI = "http://globex.localhost:8000/oidc/callback/"
 POST_LOGOUT_URI = "http://acme.localhost:8000/"
+SERVICE_CLIENT, SERVICE_SECRET = "acme-ops-bot", "ops-bot-secret"
+API_AUDIENCE = "convosuite-api"
 ALICE = {
     "sub": "1f3c9a52-acme-alice",
     "username": "alice@acme.example",
@@ -53,6 +55,7 @@ def idp(tmp_path_factory):
         tmp_path_factory.mktemp("idp"),
         [REDIRECT_URI, OTHER_REDIRECT_URI],
         [POST_LOGOUT_URI],
+        service_clients=[f"{SERVICE_CLIENT}:{SERVICE_SECRET}:acme:tenant_admin,end_user"],
     )
     try:
         yield issuer
@@ -427,3 +430,87 @@ def test_restart_keeps_keys_and_applies_changed_claims(tmp_path):
 def test_start_idp_reports_startup_failure(tmp_path):
     with pytest.raises(RuntimeError, match="users file not found"):
         start_idp(free_port(), tmp_path / "idp", [REDIRECT_URI], [], tmp_path / "missing.json")
+
+
+# --- access tokens: RS256 JWTs for the tenant API ------------------------------------------------------
+
+
+def verified_access_token(discovery, token: str) -> dict:
+    jwks = jwk.JWKSet.from_json(requests.get(discovery["jwks_uri"], timeout=10).text)
+    verified = jwt.JWT(
+        jwt=token,
+        key=jwks,
+        algs=["RS256"],
+        check_claims={"iss": discovery["issuer"], "aud": API_AUDIENCE, "exp": None},
+    )
+    header = json.loads(verified.header)
+    assert header["alg"] == "RS256" and header["typ"] == "at+jwt" and header["kid"]
+    return json.loads(verified.claims)
+
+
+def client_credentials(discovery, client_id: str, secret: str) -> requests.Response:
+    return requests.post(
+        discovery["token_endpoint"],
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=10,
+    )
+
+
+def test_users_access_token_is_a_signed_jwt_with_tenant_and_roles(discovery):
+    params, _, _, verifier = sign_in(requests.Session(), discovery)
+    tokens = exchange(discovery, params["code"], verifier).json()
+    claims = verified_access_token(discovery, tokens["access_token"])
+    assert claims["sub"] == ALICE["sub"]
+    assert claims["tenant"] == "acme" and claims["roles"] == ["end_user"]
+    assert claims["client_id"] == CLIENT_ID
+    assert claims["exp"] - claims["iat"] == 3600
+    # The refresh token stays opaque (it is only ever read by the provider itself).
+    assert tokens["refresh_token"].count(".") == 0
+    # The provider still recognises its own (now JWT) access tokens.
+    userinfo = requests.get(
+        discovery["userinfo_endpoint"],
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        timeout=10,
+    )
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == ALICE["sub"]
+
+
+def test_client_credentials_grant_gives_a_service_token_for_its_tenant(discovery):
+    response = client_credentials(discovery, SERVICE_CLIENT, SERVICE_SECRET)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "Bearer" and "refresh_token" not in body and "id_token" not in body
+    claims = verified_access_token(discovery, body["access_token"])
+    assert claims["sub"] == SERVICE_CLIENT and claims["client_id"] == SERVICE_CLIENT
+    assert claims["tenant"] == "acme"
+    assert claims["roles"] == ["tenant_admin", "end_user"]
+
+
+def test_demo_service_clients_from_the_file_get_tokens(discovery):
+    demo = json.loads((DEMO_USERS_FILE.parent / "demo_service_clients.json").read_text())["clients"]
+    for client in demo:
+        response = client_credentials(discovery, client["client_id"], client["client_secret"])
+        assert response.status_code == 200, response.text
+        assert verified_access_token(discovery, response.json()["access_token"])["tenant"] == client["tenant"]
+
+
+def test_client_credentials_with_a_wrong_secret_or_the_sign_in_client_are_refused(discovery):
+    assert client_credentials(discovery, SERVICE_CLIENT, "wrong").status_code == 401
+    # The browser sign-in client has no client credentials grant.
+    response = client_credentials(discovery, CLIENT_ID, CLIENT_SECRET)
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] == "unauthorized_client"
+
+
+def test_malformed_service_client_is_reported_at_startup(tmp_path):
+    with pytest.raises(RuntimeError, match="expected CLIENT_ID:SECRET:TENANT:ROLE"):
+        start_idp(free_port(), tmp_path / "idp", [REDIRECT_URI], [], service_clients=["no-colons"])
+    with pytest.raises(RuntimeError, match="sign-in client's id"):
+        start_idp(
+            free_port(),
+            tmp_path / "idp2",
+            [REDIRECT_URI],
+            [],
+            service_clients=[f"{CLIENT_ID}:x:acme:end_user"],
+        )

@@ -92,3 +92,46 @@ def test_sign_out_ends_the_session_here_and_at_the_identity_provider(stack: Stac
     # Both sessions are gone: the chat asks the identity provider, which shows its login form again.
     page.goto(stack.url("globex", "/chat/"))
     expect(page.locator("#username")).to_be_visible()
+
+
+def test_answer_streams_into_the_page_then_renders(stack: Stack, new_page: Any) -> None:
+    stack.simulator.reset()
+    words = "Here is **the plan**: first we gather the facts, then we compare the options, and finally we decide together."
+    stack.simulator.set_scenario(reply=words, token_delay_ms=120)
+    page = new_page()
+    sign_in(page, stack, "acme", "alice@acme.example")
+    start_conversation_and_ask(page, "What is the plan?")
+    streaming = page.locator("[data-role=assistant][data-status=pending] [data-streaming-body]").last
+    # Part of the answer is on screen while the rest is still being written (raw text, not yet rendered).
+    expect(streaming).to_contain_text("Here is **the plan**", timeout=20_000)
+    partial = streaming.inner_text()
+    assert "decide together" not in partial
+    screenshot(page, "chat-streaming")
+    answer = page.locator("[data-role=assistant][data-status=done]").last
+    expect(answer).to_contain_text("finally we decide together.", timeout=30_000)
+    expect(answer.locator("strong")).to_have_text("the plan")
+    assert page.locator("[data-streaming-body]").count() == 0
+    screenshot(page, "chat-streamed-answer")
+
+
+def test_page_falls_back_to_polling_when_the_event_stream_is_blocked(stack: Stack, new_page: Any) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply="Answer by **polling**.", token_delay_ms=50)
+    page = new_page()
+    page.route("**/stream/", lambda route: route.abort())
+    sign_in(page, stack, "acme", "bob@acme.example")
+    start_conversation_and_ask(page, "Can you hear me?")
+    answer = page.locator("[data-role=assistant][data-status=done]").last
+    expect(answer.locator("strong")).to_have_text("polling", timeout=30_000)
+
+
+def test_answer_broken_mid_way_keeps_the_partial_text_and_says_why(stack: Stack, new_page: Any) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply="The first part arrives but the rest never does", fail_after_chunks=5)
+    page = new_page()
+    sign_in(page, stack, "acme", "alice@acme.example")
+    start_conversation_and_ask(page, "Tell me everything")
+    answer = page.locator("[data-role=assistant][data-status=failed]").last
+    expect(answer.locator(".message__error")).to_contain_text("stopped answering", timeout=30_000)
+    expect(answer.locator(".message__body")).to_have_text("The first part arrives")
+    screenshot(page, "chat-stream-cut")
