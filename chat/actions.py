@@ -9,8 +9,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Conversation, Message
+from convosuite.log_redaction import remember_sensitive_text
 from gateway.service import GatewayError, complete
+from prompts.actions import AgentPrompt, agent_prompt_for
+from prompts.models import PromptTemplate
 from tenants.context import current_schema
+from tenants.models import Tenant
 
 TITLE_LENGTH = 60
 
@@ -38,8 +42,10 @@ def conversations_for_user(user: User) -> list[Conversation]:
     return list(Conversation.objects.filter(owner=user).order_by("-updated_at")[:200])
 
 
-def do_start_conversation(user: User) -> Conversation:
-    return Conversation.objects.create(owner=user)
+def do_start_conversation(user: User, agent: PromptTemplate | None = None) -> Conversation:
+    """agent: a template with a production version (prompts.actions.access_agent_by_id), or None for the
+    default assistant."""
+    return Conversation.objects.create(owner=user, agent=agent)
 
 
 @transaction.atomic
@@ -69,7 +75,14 @@ def do_post_user_message(conversation: Conversation, content: str) -> tuple[Mess
     return user_message, assistant_message
 
 
-def _history_for_model(assistant_message: Message) -> list[dict[str, str]]:
+def _agent_prompt(conversation: Conversation) -> AgentPrompt | None:
+    if conversation.agent_id is None:
+        return None
+    tenant_name = Tenant.objects.filter(schema_name=current_schema()).values_list("name", flat=True).first()
+    return agent_prompt_for(conversation.agent_id, user=conversation.owner, tenant_name=tenant_name or "")
+
+
+def _history_for_model(assistant_message: Message, system_prompt: str) -> list[dict[str, str]]:
     earlier = (
         Message.objects.filter(
             conversation_id=assistant_message.conversation_id,
@@ -80,31 +93,36 @@ def _history_for_model(assistant_message: Message) -> list[dict[str, str]]:
         .values_list("role", "content")[: settings.CHAT_HISTORY_MESSAGES]
     )
     history = [{"role": role, "content": content} for role, content in reversed(earlier)]
-    return [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}, *history]
+    return [{"role": "system", "content": system_prompt}, *history]
 
 
 def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     """Ask the model through the gateway and store the answer. Safe to run twice for one message."""
     message = (
-        Message.objects.select_related("conversation")
+        Message.objects.select_related("conversation__owner")
         .filter(id=message_id, role=Message.Role.ASSISTANT)
         .first()
     )
     if message is None or message.status != Message.Status.PENDING or message.request_id is None:
         return
+    # The agent's production version at the time of the reply: a rollback applies to the next answer.
+    agent = _agent_prompt(message.conversation)
+    system_prompt = agent.system_prompt if agent else settings.CHAT_SYSTEM_PROMPT
+    remember_sensitive_text(system_prompt)
     try:
         completion = complete(
             tenant_schema=current_schema(),
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
-            model=settings.GATEWAY_DEFAULT_MODEL,
-            messages=_history_for_model(message),
+            model=agent.model if agent else settings.GATEWAY_DEFAULT_MODEL,
+            messages=_history_for_model(message, system_prompt),
         )
     except GatewayError as failure:
         message.status = Message.Status.FAILED
         message.error_for_user = failure.user_message[:500]
         message.save(update_fields=["status", "error_for_user"])
         return
+    remember_sensitive_text(completion.text)
     message.content = completion.text
     message.status = Message.Status.DONE
     message.save(update_fields=["content", "status"])

@@ -8,6 +8,7 @@ from django.utils.functional import cached_property
 from django.utils.safestring import SafeString
 
 from chat.rendering import render_untrusted_markdown
+from keys.fields import EncryptedTextField
 
 
 class Conversation(models.Model):
@@ -16,6 +17,10 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
+    # The agent (prompt template) picked at the start; its production version writes the system prompt.
+    agent = models.ForeignKey(
+        "prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -40,7 +45,7 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
-    content = models.TextField(blank=True)
+    content = EncryptedTextField(blank=True)
     # Assistant messages: the gateway request id, which makes the model call idempotent.
     request_id = models.UUIDField(null=True, blank=True, unique=True)
     error_for_user = models.CharField(max_length=500, blank=True)
