@@ -386,5 +386,3 @@ def do_remove_label(template: PromptTemplate, label_name: str, *, acting_user: U
         actor=acting_user,
         details=_template_details(template, label=label_name, from_version=old_number, to_version=None),
     )
-
-

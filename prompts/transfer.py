@@ -10,6 +10,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -148,11 +149,15 @@ class BundleTemplate:
 
 
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    # The header's size may lie: read at most one byte past what it promised and the limit.
-    with archive.open(info) as stream:
-        data = stream.read(min(info.file_size, limit) + 1)
+    # The header's size may lie: never read past what it promised (nor the limit); zipfile's CRC check then
+    # catches data that was cut short by that.
+    try:
+        with archive.open(info) as stream:
+            data = stream.read(min(info.file_size, limit) + 1)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError):
+        raise ImportRejected(f"{info.filename}: damaged, or larger than its header says.") from None
     if len(data) > info.file_size or len(data) > limit:
-        raise ImportRejected(f"{info.filename}: larger than its header says or than {limit} bytes.")
+        raise ImportRejected(f"{info.filename}: damaged, or larger than its header says.")
     return data
 
 
@@ -225,7 +230,8 @@ def read_bundle(data: bytes) -> list[BundleTemplate]:
                     raise ImportRejected(f"{path} is not UTF-8 text.") from None
                 used.add(path)
         extra = sorted(set(names) - used - {MANIFEST})
-        _require(not extra, f"{extra[0]} is not referenced by the manifest.")
+        if extra:
+            raise ImportRejected(f"{extra[0]} is not referenced by the manifest.")
     for template in templates:
         for version in template.versions:
             try:
