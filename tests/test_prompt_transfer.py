@@ -4,8 +4,8 @@ import hashlib
 import io
 import json
 import zipfile
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
