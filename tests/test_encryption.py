@@ -200,3 +200,35 @@ def test_migration_encrypts_messages_stored_as_plaintext() -> None:
         [stored] = raw_column("chat_message", "content")
         assert stored.startswith("cs1:") and "before encryption" not in stored
         assert Message.objects.get(conversation=conversation).content == "written before encryption existed"
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_rotation_never_overwrites_a_row_changed_while_it_was_being_reencrypted(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from keys import rotation
+
+    slug = f"race_{uuid.uuid4().hex[:8]}"
+    tenant = do_create_tenant(slug=slug, name="Race Ltd", domains=[f"race-{slug[5:]}.localhost"])
+    member = make_member(tenant)
+    with tenant_context(tenant):
+        conversation = Conversation.objects.create(owner=member)
+        message = Message.objects.create(
+            conversation=conversation, role="assistant", content="first draft answer"
+        )
+    real_decrypt = rotation.decrypt_text
+    interfered = []
+
+    def decrypt_while_someone_writes(token: str, *, schema: str | None = None) -> str:
+        plaintext = real_decrypt(token, schema=schema)
+        if not interfered:
+            # Another process saves the row between the rotation's read and its write.
+            interfered.append(True)
+            Message.objects.filter(pk=message.pk).update(content="final answer written concurrently")
+        return plaintext
+
+    monkeypatch.setattr(rotation, "decrypt_text", decrypt_while_someone_writes)
+    report = do_rotate_tenant_data_key(tenant, log=lambda line: None)
+    assert report.conflicts_retried == 1 and report.passes >= 1
+    forget_cached_keys()
+    with tenant_context(tenant):
+        assert Message.objects.get(pk=message.pk).content == "final answer written concurrently"
+        assert {value.split(":")[1] for value in raw_column("chat_message", "content")} == {"2"}
