@@ -13,6 +13,7 @@ from chat.models import Message
 from convosuite.log_redaction import REDACTED, remember_sensitive_text
 from devtools.llm_simulator.testing import SimulatorControl
 from prompts.actions import VersionDraft, do_create_prompt_template
+from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import client_for, make_member
 from tests.support.processes import LOG_DIR
@@ -110,14 +111,15 @@ def test_full_chat_round_in_process_logs_no_canary(
 
 
 @pytest.mark.usefixtures("committed_db", "worker")
-def test_full_chat_round_through_the_worker_logs_no_canary(
-    acme: Tenant, sim: SimulatorControl, wait_for: Any
-) -> None:
+def test_full_chat_round_through_the_worker_logs_no_canary(sim: SimulatorControl, wait_for: Any) -> None:
+    # Its own tenant: what this test commits must not show up in other tests' tenants.
+    suffix = uuid.uuid4().hex[:8]
+    tenant = do_create_tenant(slug=f"logs_{suffix}", name="Logs Ltd", domains=[f"logs-{suffix}.localhost"])
     texts = canaries()
-    _client, conversation_id = start_canary_round(acme, sim, texts)
+    _client, conversation_id = start_canary_round(tenant, sim, texts)
 
     def answered() -> Message | None:
-        with tenant_context(acme):
+        with tenant_context(tenant):
             return Message.objects.filter(
                 conversation_id=conversation_id, role="assistant", status=Message.Status.DONE
             ).first()

@@ -34,6 +34,16 @@ BODIES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_prompts_yet(acme: Tenant, globex: Tenant) -> None:
+    """Browser tests commit templates into the shared tenants; start each test from none (inside this
+    test's transaction, so they come back afterwards)."""
+    for tenant in (acme, globex):
+        with tenant_context(tenant):
+            PromptLabel.objects.all().delete()
+            PromptTemplate.objects.all().delete()
+
+
 def draft(body: str, **fields: Any) -> VersionDraft:
     return VersionDraft(body=body, model="sim-model", temperature=Decimal("0.25"), max_tokens=64, **fields)
 

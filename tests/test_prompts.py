@@ -38,6 +38,16 @@ def draft(body: str, **fields) -> VersionDraft:  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_prompts_yet(acme: Tenant, globex: Tenant) -> None:
+    """Browser and worker tests commit templates into the shared tenants; start each test from none
+    (inside this test's transaction, so they come back afterwards)."""
+    for tenant in (acme, globex):
+        with tenant_context(tenant):
+            PromptLabel.objects.all().delete()
+            PromptTemplate.objects.all().delete()
+
+
 @pytest.fixture
 def admin(acme: Tenant):  # type: ignore[no-untyped-def]
     return make_member(acme, roles=["tenant_admin", "end_user"])
