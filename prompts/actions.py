@@ -315,7 +315,7 @@ def do_publish_prompt_version(
         template=template,
         number=number,
         body=draft.body,
-        variables_json=json.dumps(draft.variables, sort_keys=True) if draft.variables else "",
+        variables=dict(sorted(draft.variables.items())),
         model=draft.model,
         temperature=draft.temperature,
         max_tokens=draft.max_tokens,

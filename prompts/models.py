@@ -6,7 +6,6 @@ version of its template; the chat uses the version labelled production. Moving a
 is promoted or rolled back, and each move is an audit event (prompts.actions).
 """
 
-import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from keys.fields import EncryptedTextField
+from keys.fields import EncryptedJSONField, EncryptedTextField
 
 PRODUCTION = "production"
 STAGING = "staging"
@@ -46,8 +45,8 @@ class PromptVersion(models.Model):
     number = models.PositiveIntegerField()
     # The system prompt with $variables (string.Template syntax), encrypted with the tenant's key.
     body = EncryptedTextField()
-    # Values for the template's own variables (JSON object of name -> text), encrypted like the body.
-    variables_json = EncryptedTextField(blank=True, default="")
+    # Values for the template's own variables (name -> text), encrypted like the body.
+    variables = EncryptedJSONField(default=dict, blank=True)
     model = models.CharField(max_length=64)
     temperature = models.DecimalField(max_digits=3, decimal_places=2, default=Decimal("0.70"))
     max_tokens = models.PositiveIntegerField()
@@ -71,11 +70,6 @@ class PromptVersion(models.Model):
         if not self._state.adding:
             raise VersionIsImmutable("Prompt versions are immutable; publish a new version instead.")
         super().save(*args, **kwargs)
-
-    @property
-    def variables(self) -> dict[str, str]:
-        loaded: dict[str, str] = json.loads(self.variables_json) if self.variables_json else {}
-        return loaded
 
 
 class PromptLabel(models.Model):

@@ -157,7 +157,7 @@ def test_rotating_a_tenant_key_reencrypts_every_row_and_retires_the_old_key() ->
     report = do_rotate_tenant_data_key(tenant, log=lambda line: None)
 
     assert report.old_key_ids == [1] and report.new_key_id == 2
-    assert report.rows_reencrypted == len(texts) + 1
+    assert report.rows_reencrypted == len(texts) + 2  # messages, the body and its variables
     assert "chat_message.content" in report.columns and "prompts_promptversion.body" in report.columns
     states = dict(TenantKey.objects.filter(tenant=tenant).values_list("key_id", "state"))
     assert states == {1: TenantKey.State.RETIRED, 2: TenantKey.State.ACTIVE}
@@ -215,7 +215,7 @@ def test_rotation_never_overwrites_a_row_changed_while_it_was_being_reencrypted(
             conversation=conversation, role="assistant", content="first draft answer"
         )
     real_decrypt = rotation.decrypt_text
-    interfered = []
+    interfered: list[bool] = []
 
     def decrypt_while_someone_writes(token: str, *, schema: str | None = None) -> str:
         plaintext = real_decrypt(token, schema=schema)

@@ -148,9 +148,9 @@ def test_label_moves_and_rollback_are_audited_and_drive_the_chat(
         pending = Message.objects.create(
             conversation=conversation, role="assistant", status="pending", request_id=uuid.uuid4()
         )
-        assert _history_for_model(
-            pending, agent_prompt_for(template.id, user=user, tenant_name="Acme Corporation").system_prompt
-        )[0] == {  # type: ignore[union-attr]
+        agent = agent_prompt_for(template.id, user=user, tenant_name="Acme Corporation")
+        assert agent is not None
+        assert _history_for_model(pending, agent.system_prompt)[0] == {
             "role": "system",
             "content": "Prompt v2.",
         }

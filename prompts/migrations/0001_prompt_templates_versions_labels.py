@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('number', models.PositiveIntegerField()),
                 ('body', keys.fields.EncryptedTextField()),
-                ('variables_json', keys.fields.EncryptedTextField(blank=True, default='')),
+                ('variables', keys.fields.EncryptedJSONField(blank=True, default=dict)),
                 ('model', models.CharField(max_length=64)),
                 ('temperature', models.DecimalField(decimal_places=2, default=Decimal('0.70'), max_digits=3)),
                 ('max_tokens', models.PositiveIntegerField()),
