@@ -32,7 +32,7 @@ from keys.kms import get_kms
 from keys.models import TenantKey
 from tenants.models import Tenant
 
-REENCRYPT_BATCH = 500
+REENCRYPT_BATCH = 200
 MAX_PASSES = 50
 
 
@@ -111,10 +111,11 @@ def _reencrypt_pass(
             rows = cursor.fetchall()
         if not rows:
             return found, reencrypted, conflicts
-        for row_pk, old_value in rows:
-            found += 1
-            fresh = encrypt_text(decrypt_text(old_value, schema=schema), schema=schema, key_id=new_key_id)
-            with connection.cursor() as cursor:
+        # One commit per batch, not per row; each row's lock is held only until its batch commits.
+        with transaction.atomic(), connection.cursor() as cursor:
+            for row_pk, old_value in rows:
+                found += 1
+                fresh = encrypt_text(decrypt_text(old_value, schema=schema), schema=schema, key_id=new_key_id)
                 cursor.execute(
                     f"UPDATE {table} SET {col} = %s WHERE {pk} = %s AND {col} = %s",  # noqa: S608 - quoted identifiers
                     [fresh, row_pk, old_value],
