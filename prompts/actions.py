@@ -169,8 +169,10 @@ def access_version_by_number(template: PromptTemplate, number: int) -> PromptVer
 
 
 def templates_for_console() -> QuerySet[PromptTemplate]:
-    return PromptTemplate.objects.annotate(latest_number=Max("versions__number")).prefetch_related(
-        "labels__version"
+    return (
+        PromptTemplate.objects.annotate(latest_number=Max("versions__number"))
+        .prefetch_related("labels__version")
+        .order_by("name")
     )
 
 

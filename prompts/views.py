@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -22,11 +23,13 @@ from prompts.actions import (
     do_move_label,
     do_publish_prompt_version,
     do_remove_label,
+    do_update_template_details,
     labels_by_version,
     offered_models,
     parse_decimal,
     parse_int,
     parse_knowledge_base_ids,
+    production_version,
     template_history,
     templates_for_console,
 )
@@ -40,6 +43,8 @@ from prompts.variables import (
     parse_variables_text,
 )
 
+VERSIONS_PER_PAGE = 25
+TEMPLATES_PER_PAGE = 50
 admin_view = tenant_view(roles=[Role.TENANT_ADMIN], hide_from_other_roles=True)
 
 
@@ -95,16 +100,18 @@ def _form_context(**extra: Any) -> dict[str, Any]:
 @require_GET
 @admin_view
 def prompt_list(request: HttpRequest) -> HttpResponse:
-    templates = list(templates_for_console())
-    return render(
-        request,
-        "prompts/list.html",
-        {
-            "templates": templates,
-            "console_section": "prompts",
-            "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
-        },
-    )
+    return render(request, "prompts/list.html", _list_context(request))
+
+
+def _list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    page = Paginator(templates_for_console(), TEMPLATES_PER_PAGE).get_page(request.GET.get("page"))
+    return {
+        "templates": page.object_list,
+        "page": page,
+        "console_section": "prompts",
+        "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
+        **extra,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -181,21 +188,24 @@ def prompt_edit(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 @admin_view
 def prompt_detail(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
-    versions = list(template.versions.select_related("author"))
+    page = Paginator(template.versions.select_related("author"), VERSIONS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     by_version = labels_by_version(template)
     rows: list[dict[str, Any]] = [
-        {"version": version, "labels": sorted(by_version.get(version.id, []))} for version in versions
+        {"version": version, "labels": sorted(by_version.get(version.id, []))} for version in page.object_list
     ]
-    production = next((version for version in versions if PRODUCTION in by_version.get(version.id, [])), None)
-    diff = None
-    if len(versions) >= 2:
-        diff = diff_versions(versions[1], versions[0])
+    production = production_version(template.id)
+    latest_two = list(template.versions.order_by("-number")[:2])
+    diff = diff_versions(latest_two[1], latest_two[0]) if len(latest_two) == 2 else None
     return render(
         request,
         "prompts/detail.html",
         {
             "template": template,
             "rows": rows,
+            "page": page,
+            "numbers": list(template.versions.values_list("number", flat=True)),
             "production": production,
             "history": template_history(template),
             "diff": diff,
@@ -203,6 +213,24 @@ def prompt_detail(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
             "standard_labels": STANDARD_LABELS,
         },
     )
+
+
+@require_POST
+@admin_view
+def template_details(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+    template = access_template_by_id(template_id)
+    try:
+        do_update_template_details(
+            template,
+            name=request.POST.get("name", ""),
+            description=request.POST.get("description", ""),
+            acting_user=request.user,  # type: ignore[arg-type]
+        )
+    except PromptError as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(request, "Saved the name and description.")
+    return redirect("prompts:detail", template_id=template.id)
 
 
 @require_GET
@@ -318,15 +346,5 @@ def import_prompts(request: HttpRequest) -> HttpResponse:
                 f"{report.versions_added} version(s) added, {report.labels_moved} label move(s).",
             )
             return redirect("prompts:list")
-    templates = list(templates_for_console())
-    return render(
-        request,
-        "prompts/list.html",
-        {
-            "templates": templates,
-            "import_error": f"Nothing was imported. {error}",
-            "console_section": "prompts",
-            "max_upload_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
-        },
-        status=400,
-    )
+    context = _list_context(request, import_error=f"Nothing was imported. {error}")
+    return render(request, "prompts/list.html", context, status=400)

@@ -36,3 +36,13 @@ def test_chat_routes_require_a_member_role() -> None:
     }
     assert set(rules) == {"chat:home", "chat:new", "chat:conversation", "chat:send", "chat:message"}
     assert all(rule == {"end_user", "tenant_admin"} for rule in rules.values())
+
+
+def test_prompt_console_routes_are_for_tenant_admins_only() -> None:
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("prompts:")
+    }
+    assert len(rules) >= 10
+    assert all(rule == {"tenant_admin"} for rule in rules.values())

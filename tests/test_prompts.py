@@ -320,3 +320,36 @@ def test_end_users_pick_an_agent_but_never_see_its_prompt(acme: Tenant, admin) -
         assert Conversation.objects.get(id=conversation_id).agent_id == agent.id
     assert alice.post("/chat/new/", {"agent": str(unpublished.id)}).status_code == 404
     assert alice.post("/chat/new/", {"agent": "not-a-uuid"}).status_code == 404
+
+
+def test_admin_renames_a_template_and_names_stay_unique(acme: Tenant, admin) -> None:  # type: ignore[no-untyped-def]
+    with tenant_context(acme):
+        first = do_create_prompt_template(
+            name="First", description="", draft=draft("One."), acting_user=admin
+        )
+        do_create_prompt_template(name="Second", description="", draft=draft("Two."), acting_user=admin)
+    client = client_for(acme, admin)
+    url = f"/console/prompts/{first.id}/details/"
+    client.post(url, {"name": "Renamed", "description": "Now with a description"})
+    refused = client.post(url, {"name": "second", "description": ""}, follow=True)
+    assert "A template named &#x27;second&#x27; already exists." in refused.content.decode()
+    with tenant_context(acme):
+        first.refresh_from_db()
+        assert (first.name, first.description) == ("Renamed", "Now with a description")
+        event = AuditEvent.objects.get(kind="prompts.template_renamed")
+        assert event.details["old_name"] == "First"
+
+
+def test_long_version_lists_are_paginated(acme: Tenant, admin) -> None:  # type: ignore[no-untyped-def]
+    with tenant_context(acme):
+        template = do_create_prompt_template(
+            name="Busy", description="", draft=draft("v1"), acting_user=admin
+        )
+        for number in range(2, 31):
+            do_publish_prompt_version(template, draft(f"v{number}"), acting_user=admin)
+    client = client_for(acme, admin)
+    first_page = client.get(f"/console/prompts/{template.id}/").content.decode()
+    assert 'data-version="30"' in first_page and 'data-version="5"' not in first_page
+    assert "Page 1 of 2" in first_page
+    second_page = client.get(f"/console/prompts/{template.id}/?page=2").content.decode()
+    assert 'data-version="5"' in second_page and 'data-version="30"' not in second_page
