@@ -1,8 +1,10 @@
 """End to end: a tenant admin edits a prompt, compares versions and rolls back; the chat follows the
 version labelled production, and the end-user never sees the prompt."""
 
+import io
 import re
 import uuid
+import zipfile
 from typing import Any
 
 import pytest
@@ -52,6 +54,7 @@ def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, 
     screenshot(admin, "prompts-create")
     admin.click("#publish-button")
     expect(admin.locator("#production-version")).to_have_text("version 1")
+    template_url = admin.url
 
     admin.click("#edit-template")
     expect(admin.locator("#body")).to_have_value(first_body)
@@ -91,12 +94,26 @@ def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, 
     admin.click(".breadcrumbs a")
     expect(admin.locator("#template-table")).to_contain_text(name)
     screenshot(admin, "prompts-list")
+    # A hostile zip is refused with the reason, and nothing changes.
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("manifest.json", "{}")
+        archive.writestr("../../etc/cron.d/evil", "* * * * * root true")
+    admin.set_input_files(
+        "#bundle", files=[{"name": "evil.zip", "mimeType": "application/zip", "buffer": evil.getvalue()}]
+    )
+    admin.click("#import-button")
+    expect(admin.locator("#import-error")).to_contain_text(
+        "Nothing was imported. Unexpected file '../../etc/cron.d/evil'"
+    )
+    expect(admin.locator("#template-table")).to_contain_text("production · v1")
+    screenshot(admin, "prompts-import-refused")
 
     ask(alice, "And a plane?", 1)
     assert system_prompt_of_last_call(stack) == first_body.replace("$tenant_name", "Acme Corporation")
     # The end-user never sees the prompt, and the console is not there for her.
     assert tag not in alice.content()
-    alice.goto(admin.url)
+    alice.goto(template_url)
     expect(alice.locator("body")).not_to_contain_text(tag)
     expect(alice.locator(".card__code")).to_have_text("404")
 
