@@ -16,7 +16,8 @@ class Conversation(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
-    title = models.CharField(max_length=200, blank=True)
+    # The first words of the first message: as confidential as the message itself.
+    title = EncryptedTextField(blank=True)
     # The agent (prompt template) picked at the start; its production version writes the system prompt.
     agent = models.ForeignKey(
         "prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test import override_settings
 from django_tenants.utils import schema_context, tenant_context
 
+from chat.actions import do_post_user_message
 from chat.models import Conversation, Message
 from keys import crypto
 from keys.crypto import EncryptionError, decrypt_text, encrypt_text, forget_cached_keys
@@ -49,20 +50,22 @@ def test_database_holds_no_plaintext_prompt_or_message(acme: Tenant) -> None:
             acting_user=admin,
         )
         conversation = Conversation.objects.create(owner=admin)
-        Message.objects.create(conversation=conversation, role="user", content=f"My secret is {canary}")
+        do_post_user_message(conversation, f"My secret is {canary}")
 
         bodies = raw_column("prompts_promptversion", "body")
         contents = raw_column("chat_message", "content", "WHERE conversation_id = %s", (conversation.id,))
-        assert bodies and contents
-        for stored in bodies + contents:
+        titles = raw_column("chat_conversation", "title", "WHERE id = %s", (conversation.id,))
+        assert bodies and contents and titles
+        for stored in bodies + contents + titles:
             assert canary not in stored
-            assert stored.startswith("cs1:")
+            assert stored.startswith("cs1:") or stored == ""  # "" = the pending reply
         # The whole table, as a dump would show it.
         with connection.cursor() as cursor:
             cursor.execute("SELECT t::text FROM prompts_promptversion t")
             assert all(canary not in row[0] for row in cursor.fetchall())
         # Read back through the model: the plaintext returns.
-        assert Message.objects.get(conversation=conversation).content == f"My secret is {canary}"
+        assert Message.objects.get(conversation=conversation, role="user").content == f"My secret is {canary}"
+        assert Conversation.objects.get(id=conversation.id).title == f"My secret is {canary}"
 
 
 @pytest.mark.django_db
@@ -186,6 +189,9 @@ def test_migration_encrypts_messages_stored_as_plaintext() -> None:
         conversation = Conversation.objects.create(owner=member)
         with connection.cursor() as cursor:
             cursor.execute(
+                "UPDATE chat_conversation SET title = %s WHERE id = %s", ["Old title", conversation.id]
+            )
+            cursor.execute(
                 "INSERT INTO chat_message (id, conversation_id, role, status, content, error_for_user, created_at) "
                 "VALUES (%s, %s, 'user', 'done', %s, '', now())",
                 [uuid.uuid4(), conversation.id, "written before encryption existed"],
@@ -200,6 +206,9 @@ def test_migration_encrypts_messages_stored_as_plaintext() -> None:
         [stored] = raw_column("chat_message", "content")
         assert stored.startswith("cs1:") and "before encryption" not in stored
         assert Message.objects.get(conversation=conversation).content == "written before encryption existed"
+        [title] = raw_column("chat_conversation", "title", "WHERE id = %s", (conversation.id,))
+        assert title.startswith("cs1:")
+        assert Conversation.objects.get(id=conversation.id).title == "Old title"
 
 
 @pytest.mark.usefixtures("committed_db")

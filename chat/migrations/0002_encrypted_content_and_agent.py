@@ -23,4 +23,9 @@ class Migration(migrations.Migration):
             name='content',
             field=keys.fields.EncryptedTextField(blank=True),
         ),
+        migrations.AlterField(
+            model_name='conversation',
+            name='title',
+            field=keys.fields.EncryptedTextField(blank=True),
+        ),
     ]

@@ -1,4 +1,5 @@
-"""Encrypt message text written before encryption at rest (runs in each tenant's schema)."""
+"""Encrypt message text and conversation titles written before encryption at rest (runs in each tenant's
+schema)."""
 
 from django.db import migrations
 
@@ -7,12 +8,14 @@ def encrypt_plaintext_messages(apps, schema_editor):
     from keys.migration_helpers import encrypt_plaintext_column
 
     encrypt_plaintext_column(schema_editor, "chat_message", "content")
+    encrypt_plaintext_column(schema_editor, "chat_conversation", "title")
 
 
 def decrypt_messages(apps, schema_editor):
     from keys.migration_helpers import decrypt_column
 
     decrypt_column(schema_editor, "chat_message", "content")
+    decrypt_column(schema_editor, "chat_conversation", "title")
 
 
 class Migration(migrations.Migration):
