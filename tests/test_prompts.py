@@ -24,6 +24,7 @@ from prompts.models import PromptLabel, PromptTemplate, PromptVersion, VersionIs
 from prompts.variables import PromptVariableError, check_template, render_prompt
 from tenants.models import Tenant
 from tests.conftest import client_for, make_member
+from tests.factories import PromptVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -346,7 +347,7 @@ def test_long_version_lists_are_paginated(acme: Tenant, admin) -> None:  # type:
             name="Busy", description="", draft=draft("v1"), acting_user=admin
         )
         for number in range(2, 31):
-            do_publish_prompt_version(template, draft(f"v{number}"), acting_user=admin)
+            PromptVersionFactory.create(template=template, number=number, body=f"v{number}")
     client = client_for(acme, admin)
     first_page = client.get(f"/console/prompts/{template.id}/").content.decode()
     assert 'data-version="30"' in first_page and 'data-version="5"' not in first_page
