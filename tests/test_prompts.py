@@ -354,3 +354,27 @@ def test_long_version_lists_are_paginated(acme: Tenant, admin) -> None:  # type:
     assert "Page 1 of 2" in first_page
     second_page = client.get(f"/console/prompts/{template.id}/?page=2").content.decode()
     assert 'data-version="5"' in second_page and 'data-version="30"' not in second_page
+
+
+def test_custom_labels_can_be_removed_but_production_cannot(acme: Tenant, admin) -> None:  # type: ignore[no-untyped-def]
+    with tenant_context(acme):
+        template = do_create_prompt_template(
+            name="Labels", description="", draft=draft("v1"), acting_user=admin
+        )
+    client = client_for(acme, admin)
+    url = f"/console/prompts/{template.id}/labels/"
+    client.post(url, {"label": "canary", "version": "1"})
+    page = client.get(f"/console/prompts/{template.id}/").content.decode()
+    assert 'aria-label="Remove the label canary"' in page
+    assert 'aria-label="Remove the label production"' not in page
+    client.post(f"{url}remove/", {"label": "canary"})
+    refused = client.post(f"{url}remove/", {"label": "production"}, follow=True).content.decode()
+    assert "The production label can be moved but not removed" in refused
+    bad = client.post(url, {"label": "Not A Label!", "version": "1"}, follow=True).content.decode()
+    assert "Label names use a-z, 0-9 and -" in bad
+    with tenant_context(acme):
+        assert list(PromptLabel.objects.filter(template=template).values_list("name", flat=True)) == [
+            "production"
+        ]
+        removed = AuditEvent.objects.get(kind="prompts.label_removed")
+        assert removed.details["label"] == "canary" and removed.details["from_version"] == 1
