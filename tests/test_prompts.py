@@ -264,7 +264,9 @@ def test_form_error_keeps_what_the_admin_typed(acme: Tenant, admin) -> None:  # 
         assert not PromptTemplate.objects.filter(name="Console agent").exists()
 
 
-def test_end_users_and_other_tenants_get_404_for_templates(acme: Tenant, globex: Tenant, admin) -> None:  # type: ignore[no-untyped-def]
+def test_end_users_and_other_tenants_get_404_for_templates(  # type: ignore[no-untyped-def]
+    acme: Tenant, globex: Tenant, admin, tenants: dict[str, Tenant]
+) -> None:
     with tenant_context(acme):
         template = do_create_prompt_template(
             name="Private agent", description="", draft=draft("Top secret prompt."), acting_user=admin
@@ -296,6 +298,9 @@ def test_end_users_and_other_tenants_get_404_for_templates(acme: Tenant, globex:
     assert "Private agent" not in globex_admin.get("/console/prompts/").content.decode()
     anonymous = client_for(acme)
     assert anonymous.get("/console/prompts/").status_code == 302
+    # Platform staff: the platform domain has no tenant console (break-glass is their only way in).
+    staff = client_for(tenants["public"], make_member(tenants["public"], roles=["platform_admin"]))
+    assert staff.get(f"/console/prompts/{template.id}/").status_code == 404
 
 
 def test_end_users_pick_an_agent_but_never_see_its_prompt(acme: Tenant, admin) -> None:  # type: ignore[no-untyped-def]
