@@ -50,7 +50,13 @@ def main() -> None:
     slug = f"bench_keys_{uuid.uuid4().hex[:6]}"
     started = time.perf_counter()
     tenant = do_create_tenant(slug=slug, name="Bench", domains=[f"{slug.replace('_', '-')}.localhost"])
-    ROWS.append(("tenant created (schema, migrations, data key, domain)", f"{(time.perf_counter() - started) * 1e3:,.0f} ms", "-"))
+    ROWS.append(
+        (
+            "tenant created (schema, migrations, data key, domain)",
+            f"{(time.perf_counter() - started) * 1e3:,.0f} ms",
+            "-",
+        )
+    )
     try:
         from keys.crypto import create_data_key
 
@@ -84,7 +90,9 @@ def main() -> None:
 
             def read_raw() -> None:
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT content FROM chat_message WHERE conversation_id = %s", [conversation.id])
+                    cursor.execute(
+                        "SELECT content FROM chat_message WHERE conversation_id = %s", [conversation.id]
+                    )
                     cursor.fetchall()
 
             per_op("read 200 messages (~500 chars), decrypted", read_encrypted, 100, unit="ms")
