@@ -60,7 +60,12 @@ def test_rotation_under_concurrent_chat_traffic_loses_nothing(sim: SimulatorCont
     threads = [threading.Thread(target=chat, args=(index,)) for index in range(USERS)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)  # traffic is flowing before the rotation starts
+
+    def traffic_flowing() -> bool:
+        with tenant_context(tenant):
+            return Message.objects.count() > len(history) + USERS
+
+    wait_for(traffic_flowing, timeout=30, message="chat traffic before the rotation")
     report = do_rotate_tenant_data_key(tenant, log=lambda line: None)
     for thread in threads:
         thread.join(timeout=60)
