@@ -23,7 +23,11 @@ ViewFunc = Callable[..., HttpResponseBase]
 MEMBER_ROLES = (Role.END_USER, Role.TENANT_ADMIN)
 
 
-def tenant_view(*, roles: Iterable[str] = MEMBER_ROLES) -> Callable[[ViewFunc], ViewFunc]:
+def tenant_view(
+    *, roles: Iterable[str] = MEMBER_ROLES, hide_from_other_roles: bool = False
+) -> Callable[[ViewFunc], ViewFunc]:
+    """hide_from_other_roles: members without the role get 404 instead of 403, for pages whose very
+    existence (e.g. a prompt template's id) is not theirs to learn."""
     allowed = frozenset(roles)
 
     def decorator(view: ViewFunc) -> ViewFunc:
@@ -35,6 +39,8 @@ def tenant_view(*, roles: Iterable[str] = MEMBER_ROLES) -> Callable[[ViewFunc], 
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
             if not allowed & set(request.user.roles):  # type: ignore[union-attr]
+                if hide_from_other_roles:
+                    raise Http404
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

@@ -11,10 +11,14 @@ from django.utils import timezone
 from accounts.models import User
 from chat.live import ReplyPublisher
 from chat.models import Conversation, Message
+from convosuite.log_redaction import remember_sensitive_text
 from gateway.errors import GatewayError
 from gateway.models import ModelCall
 from gateway.streaming import StreamResult, stream
+from prompts.actions import AgentPrompt, agent_prompt_for
+from prompts.models import PromptTemplate
 from tenants.context import current_schema
+from tenants.models import Tenant
 from tenants.status import TENANT_FROZEN_MESSAGE, model_calls_allowed
 
 TITLE_LENGTH = 60
@@ -48,8 +52,10 @@ def conversations_for_user(user: User) -> list[Conversation]:
     )
 
 
-def do_start_conversation(user: User) -> Conversation:
-    return Conversation.objects.create(owner=user)
+def do_start_conversation(user: User, agent: PromptTemplate | None = None) -> Conversation:
+    """agent: a template with a production version (prompts.actions.access_agent_by_id), or None for the
+    default assistant."""
+    return Conversation.objects.create(owner=user, agent=agent)
 
 
 @transaction.atomic
@@ -81,7 +87,14 @@ def do_post_user_message(conversation: Conversation, content: str) -> tuple[Mess
     return user_message, assistant_message
 
 
-def _history_for_model(assistant_message: Message) -> list[dict[str, str]]:
+def _agent_prompt(conversation: Conversation) -> AgentPrompt | None:
+    if conversation.agent_id is None:
+        return None
+    tenant_name = Tenant.objects.filter(schema_name=current_schema()).values_list("name", flat=True).first()
+    return agent_prompt_for(conversation.agent_id, user=conversation.owner, tenant_name=tenant_name or "")
+
+
+def _history_for_model(assistant_message: Message, system_prompt: str) -> list[dict[str, str]]:
     earlier = (
         Message.objects.filter(
             conversation_id=assistant_message.conversation_id,
@@ -92,14 +105,14 @@ def _history_for_model(assistant_message: Message) -> list[dict[str, str]]:
         .values_list("role", "content")[: settings.CHAT_HISTORY_MESSAGES]
     )
     history = [{"role": role, "content": content} for role, content in reversed(earlier)]
-    return [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}, *history]
+    return [{"role": "system", "content": system_prompt}, *history]
 
 
 def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     """Stream the model's answer through the gateway, publishing tokens for the browser as they come,
     and store the answer. Safe to run twice for one message (the request id makes the call idempotent)."""
     message = (
-        Message.objects.select_related("conversation")
+        Message.objects.select_related("conversation__owner")
         .filter(id=message_id, role=Message.Role.ASSISTANT)
         .first()
     )
@@ -115,14 +128,19 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
         message.save(update_fields=["status", "error_for_user"])
         publisher.end(message.status)
         return
+    # The agent's production version at the time of the reply: a rollback applies to the next answer.
+    agent = _agent_prompt(message.conversation)
+    system_prompt = agent.system_prompt if agent else settings.CHAT_SYSTEM_PROMPT
+    remember_sensitive_text(system_prompt)
     result: StreamResult | None = None
     try:
         for event in stream(
             tenant_schema=tenant_schema,
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
-            model=settings.GATEWAY_DEFAULT_MODEL,
-            messages=_history_for_model(message),
+            model=agent.model if agent else settings.GATEWAY_DEFAULT_MODEL,
+            messages=_history_for_model(message, system_prompt),
+            max_tokens=agent.max_tokens if agent else None,
         ):
             if event.kind == "token":
                 publisher.token(event.text)
@@ -136,6 +154,7 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
         return
     if result is None:
         raise RuntimeError("The gateway's stream ended without its end event.")
+    remember_sensitive_text(result.text)
     message.content = result.text
     if result.status == ModelCall.Status.OK:
         message.status = Message.Status.DONE

@@ -8,6 +8,7 @@ from django.utils.functional import cached_property
 from django.utils.safestring import SafeString
 
 from chat.rendering import render_untrusted_markdown
+from keys.fields import EncryptedTextField
 
 
 class Conversation(models.Model):
@@ -15,7 +16,12 @@ class Conversation(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
-    title = models.CharField(max_length=200, blank=True)
+    # The first words of the first message: as confidential as the message itself.
+    title = EncryptedTextField(blank=True)
+    # The agent (prompt template) picked at the start; its production version writes the system prompt.
+    agent = models.ForeignKey(
+        "prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     # Soft delete: hidden from the owner at once, purged after CHAT_DELETED_RETENTION_DAYS.
@@ -42,7 +48,7 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
-    content = models.TextField(blank=True)
+    content = EncryptedTextField(blank=True)
     # Assistant messages: the gateway request id, which makes the model call idempotent.
     request_id = models.UUIDField(null=True, blank=True, unique=True)
     error_for_user = models.CharField(max_length=500, blank=True)

@@ -26,18 +26,22 @@ from chat.actions import (
 )
 from chat.live import relay_reply
 from chat.models import Message
+from prompts.actions import access_agent_by_id, agents_for_end_users
 
 
 @require_GET
 @tenant_view()
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/home.html", {"conversations": conversations_for_user(request.user)})  # type: ignore[arg-type]
+    context = {"conversations": conversations_for_user(request.user), "agents": agents_for_end_users()}  # type: ignore[arg-type]
+    return render(request, "chat/home.html", context)
 
 
 @require_POST
 @tenant_view()
 def new_conversation(request: HttpRequest) -> HttpResponse:
-    conversation = do_start_conversation(request.user)  # type: ignore[arg-type]
+    agent_id = request.POST.get("agent", "")
+    agent = access_agent_by_id(agent_id) if agent_id else None
+    conversation = do_start_conversation(request.user, agent=agent)  # type: ignore[arg-type]
     return redirect("chat:conversation", conversation_id=conversation.id)
 
 
@@ -49,6 +53,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "conversation": conversation,
         "messages": list(conversation.messages.all()),
         "conversations": conversations_for_user(request.user),  # type: ignore[arg-type]
+        "agents": agents_for_end_users(),
     }
     return render(request, "chat/conversation.html", context)
 

@@ -28,7 +28,7 @@ CONSOLE_NAV: list[NavItem] = [
     NavItem("usage", "Usage", "Monitor", "console:usage"),
     NavItem("model-calls", "Model calls", "Monitor", "console:model_calls"),
     NavItem("audit", "Audit events", "Monitor", "console:audit"),
-    NavItem("prompts", "Prompts", "Configure"),
+    NavItem("prompts", "Prompts", "Configure", "prompts:list"),
     NavItem("knowledge", "Knowledge", "Configure"),
     NavItem("models", "Models", "Configure"),
     NavItem("budgets", "Budgets & limits", "Configure"),

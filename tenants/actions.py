@@ -23,7 +23,8 @@ class TenantSlugError(ValueError):
 
 
 def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
-    """Create a tenant with its schema, migrations and domains, or return the existing one (idempotent).
+    """Create a tenant with its data key, schema, migrations and domains, or return the existing one
+    (idempotent).
 
     The schema is built by running migrations, never by cloning a base schema: django-tenants' clone
     drops the dimension of vector columns.
@@ -32,11 +33,17 @@ def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
         raise TenantSlugError(
             f"Tenant slug {slug!r} must start with a letter and use only a-z, 0-9 and _ (2-41 chars)."
         )
+    from keys.crypto import ensure_tenant_key
+
     tenant = Tenant.objects.filter(schema_name=slug).first()
+    created = tenant is None
     if tenant is None:
         with transaction.atomic():
             tenant = Tenant.objects.create(schema_name=slug, name=name)
-        if slug != get_public_schema_name():
+    if slug != get_public_schema_name():
+        # The data key exists before the schema: its migrations may already encrypt rows.
+        ensure_tenant_key(tenant)
+        if created:
             tenant.create_schema(check_if_exists=True, verbosity=0)
     for index, domain in enumerate(domains):
         Domain.objects.get_or_create(domain=domain, defaults={"tenant": tenant, "is_primary": index == 0})

@@ -57,3 +57,24 @@ class ModelCallFactory(factory.django.DjangoModelFactory):
     cost = Decimal("0.00002")
     latency_ms = 120
     status = ModelCall.Status.OK
+
+
+class PromptTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "prompts.PromptTemplate"
+
+    name = factory.Sequence(lambda n: f"Agent {n}")
+    description = factory.Faker("sentence", nb_words=6)
+
+
+class PromptVersionFactory(factory.django.DjangoModelFactory):
+    """A version written directly (no audit event): for fixtures. Tests of behaviour use prompts.actions."""
+
+    class Meta:
+        model = "prompts.PromptVersion"
+
+    template = factory.SubFactory(PromptTemplateFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    body = factory.Faker("paragraph")
+    model = "sim-model"
+    max_tokens = 64

@@ -81,3 +81,13 @@ def test_api_routes_go_through_the_api_gate() -> None:
         for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
         if name.startswith("api:")
     )
+
+
+def test_prompt_console_routes_are_for_tenant_admins_only() -> None:
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("prompts:")
+    }
+    assert len(rules) >= 10
+    assert all(rule == {"tenant_admin"} for rule in rules.values())

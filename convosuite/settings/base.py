@@ -21,6 +21,7 @@ SHARED_APPS = [
     # one manage.py runs, not django-tenants' interactive one of the same name.
     "tenants",
     "django_tenants",
+    "keys",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
@@ -179,6 +180,16 @@ TENANT_ARCHIVE_DIR = Path(env("TENANT_ARCHIVE_DIR", default=str(BASE_DIR / "var"
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ConvoSuite <no-reply@convosuite.localhost>")
 
+# --- Encryption at rest (keys/, docs/encryption.md) --------------------------------------------------
+# Envelope encryption: each tenant's data key is stored wrapped by a master key. Entries are
+# "id:base64url(32 bytes)"; the first wraps new keys, all of them unwrap (rotation). No default here:
+# local.py and test.py set development keys, production must provide its own.
+CONVOSUITE_MASTER_KEYS = env.list("CONVOSUITE_MASTER_KEYS", default=[])
+# The class holding the master key (a KMS adapter can replace the environment one).
+CONVOSUITE_KMS_BACKEND = env("CONVOSUITE_KMS_BACKEND", default="keys.kms.EnvironmentMasterKeys")
+# How long a process keeps using the data key it last saw as active; key rotation waits this long.
+CONVOSUITE_KEY_CACHE_SECONDS = env.int("CONVOSUITE_KEY_CACHE_SECONDS", default=30)
+
 # --- Static files, i18n ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -195,7 +206,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Also installs a log-record factory, so handlers configured elsewhere (Celery's) are covered too.
+    "filters": {"redact": {"()": "convosuite.log_redaction.RedactSensitiveText"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "LiteLLM": {"level": "WARNING"},

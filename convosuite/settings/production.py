@@ -10,3 +10,5 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
+# Required: without master keys no tenant text can be read or written.
+CONVOSUITE_MASTER_KEYS = env.list("CONVOSUITE_MASTER_KEYS")

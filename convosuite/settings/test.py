@@ -35,3 +35,8 @@ GATEWAY_MODELS = {
     },
 }
 GATEWAY_DEFAULT_MODEL = "sim-model"
+CONVOSUITE_MASTER_KEYS = env.list(
+    "CONVOSUITE_MASTER_KEYS", default=["test-1:dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMtISE="]
+)
+# Short, so the key-rotation tests do not wait long for other processes to pick up a new key.
+CONVOSUITE_KEY_CACHE_SECONDS = env.int("CONVOSUITE_KEY_CACHE_SECONDS", default=1)

@@ -1,0 +1,16 @@
+"""The console's left navigation for every console page, whichever app renders it."""
+
+from typing import Any
+
+from django import template
+
+from console.nav import nav_sections
+
+register = template.Library()
+
+
+@register.inclusion_tag("console/_nav.html", takes_context=True)
+def console_nav(context: Any) -> dict[str, Any]:
+    # Console views pass `active`; apps that extend the console layout pass `console_section`.
+    active = context.get("active") or context.get("console_section") or ""
+    return {"nav": nav_sections(active)}

@@ -1,0 +1,122 @@
+"""End to end: a tenant admin edits a prompt, compares versions and rolls back; the chat follows the
+version labelled production, and the end-user never sees the prompt."""
+
+import io
+import re
+import uuid
+import zipfile
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Stack
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_browser_chat import sign_in
+from tests.support.processes import LOG_DIR
+
+pytestmark = pytest.mark.browser
+
+
+def system_prompt_of_last_call(stack: Stack) -> str:
+    requests = [r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]
+    messages = requests[-1]["body"]["messages"]
+    assert messages[0]["role"] == "system"
+    return str(messages[0]["content"])
+
+
+def ask(page: Page, question: str, answers_before: int) -> None:
+    page.fill("#message-input", question)
+    page.click("#send-button")
+    done = page.locator("[data-role=assistant][data-status=done]")
+    expect(done).to_have_count(answers_before + 1, timeout=30_000)
+    expect(done.last).to_contain_text(f"Echo: {question}")
+
+
+def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, new_page: Any) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply_mode="echo")
+    tag = uuid.uuid4().hex[:8]  # only in the prompt bodies
+    name = f"Travel desk {uuid.uuid4().hex[:6]}"
+    first_body = f"You are the travel desk of $tenant_name (first version {tag}).\nKeep answers short."
+    second_body = f"You are the travel desk of $tenant_name (second version {tag}).\nKeep answers short."
+
+    admin = new_page()
+    sign_in(admin, stack, "acme", "admin@acme.example")
+    expect(admin).to_have_url(re.compile(r"/chat/$"))
+    admin.click("#console-link")
+    expect(admin).to_have_url(re.compile(r"/console/prompts/$"))
+    admin.click("#new-template")
+    admin.fill("#name", name)
+    admin.fill("#description", "Trips and expenses")
+    admin.fill("#body", first_body)
+    admin.fill("#message", "First version")
+    screenshot(admin, "prompts-create")
+    admin.click("#publish-button")
+    expect(admin.locator("#production-version")).to_have_text("version 1")
+    template_url = admin.url
+
+    admin.click("#edit-template")
+    expect(admin.locator("#body")).to_have_value(first_body)
+    admin.fill("#body", second_body)
+    admin.fill("#message", "Say which version")
+    admin.check("#label-production")
+    admin.click("#publish-button")
+    expect(admin.locator("#production-version")).to_have_text("version 2")
+    # The diff of the two latest versions is on the template's page.
+    expect(admin.locator(".diff__line--del")).to_contain_text(f"first version {tag}")
+    expect(admin.locator(".diff__line--add")).to_contain_text(f"second version {tag}")
+    screenshot(admin, "prompts-detail-diff")
+    # Picking other versions swaps the diff in place (htmx).
+    admin.select_option("#diff-old", "2")
+    admin.select_option("#diff-new", "1")
+    expect(admin.locator(".diff")).to_have_attribute("data-old", "2")
+    expect(admin.locator(".diff__line--add")).to_contain_text(f"first version {tag}")
+
+    alice = new_page()
+    sign_in(alice, stack, "acme", "alice@acme.example")
+    expect(alice).to_have_url(re.compile(r"/chat/$"))
+    expect(alice.locator("#agent")).to_contain_text(name)
+    screenshot(alice, "chat-home-agent-picker")
+    alice.select_option("#sidebar-agent", label=name)
+    alice.click("#new-conversation")
+    expect(alice.locator("#conversation-agent")).to_have_text(name)
+    ask(alice, "Can I book a train?", 0)
+    assert system_prompt_of_last_call(stack) == second_body.replace("$tenant_name", "Acme Corporation")
+    screenshot(alice, "prompts-chat-with-agent")
+
+    admin.click("tr[data-version='1'] [data-action=rollback]")
+    expect(admin.locator(".notice--success")).to_contain_text("Rolled back: production is now version 1")
+    expect(admin.locator("#production-version")).to_have_text("version 1")
+    expect(admin.locator("#history li").first).to_contain_text("rolled back production from v2 to v1")
+    expect(admin.locator("#history li").first).to_contain_text("Ada Admin")
+    screenshot(admin, "prompts-after-rollback")
+    admin.click(".breadcrumbs a")
+    expect(admin.locator("#template-table")).to_contain_text(name)
+    screenshot(admin, "prompts-list")
+    # A hostile zip is refused with the reason, and nothing changes.
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("manifest.json", "{}")
+        archive.writestr("../../etc/cron.d/evil", "* * * * * root true")
+    admin.set_input_files(
+        "#bundle", files=[{"name": "evil.zip", "mimeType": "application/zip", "buffer": evil.getvalue()}]
+    )
+    admin.click("#import-button")
+    expect(admin.locator("#import-error")).to_contain_text(
+        "Nothing was imported. Unexpected file '../../etc/cron.d/evil'"
+    )
+    expect(admin.locator("#template-table")).to_contain_text("production · v1")
+    screenshot(admin, "prompts-import-refused")
+
+    ask(alice, "And a plane?", 1)
+    assert system_prompt_of_last_call(stack) == first_body.replace("$tenant_name", "Acme Corporation")
+    # The end-user never sees the prompt, and the console is not there for her.
+    assert tag not in alice.content()
+    alice.goto(template_url)
+    expect(alice.locator("body")).not_to_contain_text(tag)
+    expect(alice.locator(".card__code")).to_have_text("404")
+
+    # Neither the web process nor the worker logged the prompt text.
+    for process in ("web", "worker"):
+        assert f"version {tag}" not in (LOG_DIR / f"{process}.log").read_text(errors="replace"), process
