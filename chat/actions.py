@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Conversation, Message
+from gateway.policy import default_model_for_tenant
 from gateway.service import GatewayError, complete
 from tenants.context import current_schema
 
@@ -97,8 +98,9 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
             tenant_schema=current_schema(),
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
-            model=settings.GATEWAY_DEFAULT_MODEL,
+            model=default_model_for_tenant(current_schema()),
             messages=_history_for_model(message),
+            source="chat",
         )
     except GatewayError as failure:
         message.status = Message.Status.FAILED
