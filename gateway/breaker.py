@@ -42,7 +42,17 @@ class BreakerState:
 _FIELDS = ["failures", "opened_until", "times_opened", "last_error", "last_failure_at"]
 
 
-def states(aliases: list[str]) -> dict[str, BreakerState]:
+_recent: dict[str, tuple[float, BreakerState]] = {}
+
+
+def states(aliases: list[str], *, max_age: float = 0.0) -> dict[str, BreakerState]:
+    """Breaker states; with max_age, this process's reading of at most that many seconds ago may be used
+    (another worker's opening is then seen up to max_age later; this process's own changes at once)."""
+    if max_age:
+        moment = time.monotonic()
+        cached = {alias: _recent.get(alias) for alias in aliases}
+        if all(entry is not None and moment - entry[0] < max_age for entry in cached.values()):
+            return {alias: entry[1] for alias, entry in cached.items() if entry is not None}
     pipe = store.client().pipeline(transaction=False)
     for alias in aliases:
         pipe.hmget(store.breaker_key(alias), _FIELDS)
@@ -57,10 +67,12 @@ def states(aliases: list[str]) -> dict[str, BreakerState]:
             last_error=store.decode(last_error or b""),
             last_failure_at=float(last_failure_at or 0),
         )
+        _recent[alias] = (time.monotonic(), result[alias])
     return result
 
 
 def record_failure(alias: str, error: str) -> str:
+    _recent.pop(alias, None)
     return store.decode(
         store.run(
             store.BREAKER_FAILURE_SCRIPT,
@@ -78,6 +90,7 @@ def record_failure(alias: str, error: str) -> str:
 
 def record_success(alias: str) -> None:
     """Close the breaker (the counts restart). Callers skip this when the breaker was already clean."""
+    _recent.pop(alias, None)
     times_opened = store.client().hget(store.breaker_key(alias), "times_opened")
     pipe = store.client().pipeline(transaction=True)
     pipe.delete(store.breaker_key(alias))
@@ -87,4 +100,5 @@ def record_success(alias: str) -> None:
 
 
 def reset(alias: str) -> None:
+    _recent.pop(alias, None)
     store.client().delete(store.breaker_key(alias))

@@ -93,6 +93,9 @@ def _snapshot(raw: dict[str, str]) -> PolicySnapshot:
     )
 
 
+_policy_cache: dict[str, tuple[float, PolicySnapshot]] = {}
+
+
 def publish_policy(tenant_schema: str, *, only_if_absent: bool = False) -> PolicySnapshot:
     """Copy the tenant's policy row (and time zone) to Redis. Runs inside the tenant's schema."""
     from gateway.actions import policy_fields
@@ -101,15 +104,28 @@ def publish_policy(tenant_schema: str, *, only_if_absent: bool = False) -> Polic
     args: list[Any] = [fields["version"], "1" if only_if_absent else "0"]
     for name, value in fields.items():
         args += [name, value]
-    store.run(store.PUBLISH_SCRIPT, [f"{store.tenant_prefix(tenant_schema)}:policy"], args)
-    return _snapshot(fields)
+    key = f"{store.tenant_prefix(tenant_schema)}:policy"
+    store.run(store.PUBLISH_SCRIPT, [key], args)
+    snapshot = _snapshot(fields)
+    _policy_cache[key] = (time.monotonic(), snapshot)
+    return snapshot
 
 
-def load_policy(tenant_schema: str) -> PolicySnapshot:
-    raw = store.client().hgetall(f"{store.tenant_prefix(tenant_schema)}:policy")
-    if not raw:
-        return publish_policy(tenant_schema, only_if_absent=True)
-    return _snapshot(store.hash_as_dict(raw))
+def load_policy(tenant_schema: str, *, max_age: float = 0.0) -> PolicySnapshot:
+    """The tenant's published policy. With max_age, a copy this process read at most that many seconds
+    ago may be returned: the call path uses that for the allow-list, default model, fallbacks and time
+    zone, while the kill switch and every limit are read by the reserve script itself, never cached."""
+    key = f"{store.tenant_prefix(tenant_schema)}:policy"
+    if max_age:
+        cached = _policy_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+    raw = store.client().hgetall(key)
+    snapshot = (
+        publish_policy(tenant_schema, only_if_absent=True) if not raw else _snapshot(store.hash_as_dict(raw))
+    )
+    _policy_cache[key] = (time.monotonic(), snapshot)
+    return snapshot
 
 
 def default_model_for_tenant(tenant_schema: str) -> str:
@@ -220,7 +236,7 @@ def _initialise_counters(
 def _refusal(code: str, detail: list[str], policy: PolicySnapshot, local_now: dt.datetime) -> Exception:
     _, _, next_day = period_bounds(local_now)
     if code == "killed":
-        return kill_switch_error(policy.kill_switch_reason)
+        return kill_switch_error(detail[0] if detail else "")
     if code in ("rpm", "user_rpm"):
         who = "You are" if code == "user_rpm" else "This workspace is"
         return RateLimited(
@@ -272,8 +288,7 @@ def reserve(
     chain (a fallback may answer). Reserving twice for one request id reserves once."""
     policy = policy or load_policy(tenant_schema)
     check_model_allowed(policy, model)
-    if policy.kill_switch:
-        raise kill_switch_error(policy.kill_switch_reason)
+    # The kill switch and the limits are checked by the reserve script, on Redis's current copy.
     tokens = prompt_tokens + max_tokens
     worst_cost = Decimal(0)
     for alias in policy.chain_for(model):

@@ -93,7 +93,7 @@ def call_chain(
     chain: list[str], *, messages: list[dict[str, Any]], max_tokens: int, metadata: dict[str, str]
 ) -> RoutedResponse:
     """Try each model of the chain in order; raise AllProvidersFailed when none answers."""
-    breakers = breaker.states(chain)
+    breakers = breaker.states(chain, max_age=settings.GATEWAY_POLICY_CACHE_SECONDS)
     errors: list[str] = []
     for position, alias in enumerate(chain):
         state = breakers[alias]

@@ -14,6 +14,7 @@ Order of work, which callers can rely on:
 
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import time
@@ -23,7 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
+from django.db.models import JSONField
 from django.utils import timezone
 
 from gateway import policy as gateway_policy
@@ -135,7 +137,7 @@ def complete(
 
     # Policy: allow-list -> kill switch -> rate limits -> budget reservation; refusals are recorded.
     try:
-        policy = gateway_policy.load_policy(tenant_schema)
+        policy = gateway_policy.load_policy(tenant_schema, max_age=settings.GATEWAY_POLICY_CACHE_SECONDS)
         gateway_policy.check_model_allowed(policy, model)
         chain = policy.chain_for(model)
         route_max = min(_route_max_tokens(alias) for alias in chain)
@@ -264,34 +266,79 @@ def _route_max_tokens(alias: str) -> int:
         raise ModelNotAllowed(str(unpriced)) from unpriced
 
 
+_CLAIM_COLUMNS = (
+    "id, created_at, request_id, source, user_id, model_requested, messages, status, lease_expires_at, "
+    "model_served, model_alias_served, fallback_taken, provider, response, tool_calls, max_tokens, "
+    "tokens_in, tokens_out, cost, latency_ms, error_code, error"
+)
+_CLAIM_VALUES = (
+    "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, '', '', false, '', '', '[]'::jsonb, 0, 0, 0, 0, 0, '', ''"
+)
+
+
 def _claim(
     request_id: uuid.UUID, user_id: int | None, model: str, messages: list[dict[str, Any]], source: str
 ) -> uuid.UUID | None:
-    """Write the 'started' record; None if this request id already has a record."""
+    """Write the 'started' record in one round trip; None if this request id already has a record.
+
+    Outside a caller's transaction the claim commits without waiting for its WAL flush: it is visible to
+    other sessions at once, which is all idempotency needs, and the completed record (a normal, durable
+    commit) is the evidence. Only a database crash within a few hundred ms could lose a claim."""
     call_id = uuid.uuid4()
-    try:
-        with transaction.atomic():
-            ModelCall.objects.create(
-                id=call_id,
-                request_id=request_id,
-                user_id=user_id,
-                model_requested=model[:128],
-                messages=messages,
-                status=ModelCall.Status.STARTED,
-                source=source,
-                lease_expires_at=timezone.now() + dt.timedelta(seconds=settings.GATEWAY_LEASE_SECONDS),
-            )
-    except IntegrityError:
-        return None
-    return call_id
+    now = timezone.now()
+    asynchronous = (
+        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_commit"
+        if not connection.in_atomic_block
+        else ""
+    )
+    sql = (
+        f"INSERT INTO {ModelCall._meta.db_table} ({_CLAIM_COLUMNS}) SELECT {_CLAIM_VALUES}{asynchronous} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+    )
+    params = [
+        call_id,
+        now,
+        request_id,
+        source[:16],
+        user_id,
+        model[:128],
+        json.dumps(messages),
+        ModelCall.Status.STARTED,
+        now + dt.timedelta(seconds=settings.GATEWAY_LEASE_SECONDS),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone()
+    return call_id if inserted else None
 
 
 def _finish(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
-    """Complete a 'started' record; False if it is no longer started (another delivery took it over)."""
-    updated = ModelCall.objects.filter(id=call_id, status=ModelCall.Status.STARTED).update(
-        status=status, finished_at=timezone.now(), **fields
+    """Complete a 'started' record in one round trip; False if it is no longer started (another delivery
+    took it over). The commit waits for the WAL flush unless GATEWAY_DURABLE_RECORDS is off (docs/gateway.md:
+    a crash in the next few hundred ms then leaves the call 'started', later marked interrupted)."""
+    values = {"status": status, "finished_at": timezone.now(), **fields}
+    assignments, params = [], []
+    for name, value in values.items():
+        model_field = ModelCall._meta.get_field(name)
+        if isinstance(model_field, JSONField):
+            assignments.append(f"{model_field.column} = %s::jsonb")
+            params.append(json.dumps(value))
+        else:
+            assignments.append(f"{model_field.column} = %s")
+            params.append(value)
+    asynchronous = (
+        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS finish_commit"
+        if not settings.GATEWAY_DURABLE_RECORDS and not connection.in_atomic_block
+        else ""
     )
-    return updated == 1
+    # Identifiers come from the model's own metadata; every value is a query parameter.
+    sql = (
+        f"UPDATE {ModelCall._meta.db_table} SET {', '.join(assignments)}{asynchronous} "  # noqa: S608
+        "WHERE id = %s AND status = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, call_id, ModelCall.Status.STARTED])
+        return cursor.rowcount == 1
 
 
 def _answer_for_existing(tenant_schema: str, request_id: uuid.UUID) -> Completion:

@@ -54,8 +54,8 @@ for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[15], '-inf', now, 'LIMIT',
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'nopolicy'} end
 local p = redis.call('HMGET', KEYS[1], 'kill', 'day_tokens', 'month_tokens', 'month_spend',
-  'user_day_tokens', 'rpm', 'tpm', 'user_rpm', 'user_tpm')
-if p[1] == '1' then return {'killed'} end
+  'user_day_tokens', 'rpm', 'tpm', 'user_rpm', 'user_tpm', 'kill_reason')
+if p[1] == '1' then return {'killed', p[10] or ''} end
 if redis.call('EXISTS', KEYS[14]) == 1 then return {'ok', 'existing'} end
 local has_user = ARGV[6] == '1'
 local function limit(v) if v == false or v == nil or v == '' then return nil end return tonumber(v) end

@@ -164,6 +164,11 @@ GATEWAY_REDIS_NAMESPACE = env("GATEWAY_REDIS_NAMESPACE", default="")  # "" = the
 # interrupted and the reservation expires: above the task hard time limit, below the visibility timeout.
 GATEWAY_LEASE_SECONDS = env.int("GATEWAY_LEASE_SECONDS", default=180)
 GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=2)
+# Completed model-call records commit durably (wait for the WAL flush) unless this is off; see docs/gateway.md.
+GATEWAY_DURABLE_RECORDS = env.bool("GATEWAY_DURABLE_RECORDS", default=True)
+# A worker may reuse the tenant's allow-list, fallbacks and time zone for this long (the kill switch and
+# all limits are always read fresh by the reservation script).
+GATEWAY_POLICY_CACHE_SECONDS = env.float("GATEWAY_POLICY_CACHE_SECONDS", default=1.0)
 GATEWAY_BREAKER_THRESHOLD = env.int("GATEWAY_BREAKER_THRESHOLD", default=5)
 GATEWAY_BREAKER_WINDOW_SECONDS = env.int("GATEWAY_BREAKER_WINDOW_SECONDS", default=60)
 GATEWAY_BREAKER_COOLDOWN_SECONDS = env.int("GATEWAY_BREAKER_COOLDOWN_SECONDS", default=30)

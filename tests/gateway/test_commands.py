@@ -28,7 +28,11 @@ def test_set_budget_command_changes_the_budget_with_an_audit_event(fresh_tenant:
         policy = GatewayPolicy.objects.get()
         event = AuditEvent.objects.get(kind="gateway.budget_changed")
         published = gateway_policy.load_policy(fresh_tenant.schema_name)
-    assert (policy.daily_token_budget, str(policy.monthly_spend_cap), policy.user_daily_token_cap) == (5000, "12.50", 800)
+    assert (policy.daily_token_budget, str(policy.monthly_spend_cap), policy.user_daily_token_cap) == (
+        5000,
+        "12.50",
+        800,
+    )
     assert event.actor_label == "operator (manage.py)"
     assert event.details["changes"]["daily_token_budget"]["to"] == 5000
     assert published.raw["day_tokens"] == "5000"
@@ -44,7 +48,9 @@ def test_set_budget_command_refuses_bad_input_clearly(fresh_tenant: Tenant) -> N
 
 
 def test_kill_switch_command_flips_the_switch_for_every_worker(fresh_tenant: Tenant) -> None:
-    assert "kill switch on" in run("kill_switch", "on", "--tenant", fresh_tenant.schema_name, "--reason", "Incident 42")
+    assert "kill switch on" in run(
+        "kill_switch", "on", "--tenant", fresh_tenant.schema_name, "--reason", "Incident 42"
+    )
     assert gateway_policy.load_policy(fresh_tenant.schema_name).kill_switch
     run("kill_switch", "off", "--tenant", fresh_tenant.schema_name)
     assert not gateway_policy.load_policy(fresh_tenant.schema_name).kill_switch

@@ -57,7 +57,11 @@ def test_failing_primary_fails_over_to_the_tenants_fallback_and_the_record_says_
         record = ModelCall.objects.get(request_id=request_id)
     assert completion.text == "From the secondary."
     assert completion.fallback_taken
-    assert (record.status, record.model_requested, record.model_alias_served) == ("ok", "sim-model", "sim-fallback")
+    assert (record.status, record.model_requested, record.model_alias_served) == (
+        "ok",
+        "sim-model",
+        "sim-fallback",
+    )
     assert record.fallback_taken and record.provider == "simulator-b"
     assert "sim-model: " in record.error  # the failed attempt is part of the evidence
     # Priced at the model that answered.
@@ -72,14 +76,18 @@ def test_outage_of_every_provider_gives_a_clear_unavailable_message(
     sim.set_scenario(fail="500")
     request_id = uuid.uuid4()
     with tenant_context(with_fallback):
-        with pytest.raises(ProviderUnavailable, match="^The assistant is unavailable right now. Please try again.$"):
+        with pytest.raises(
+            ProviderUnavailable, match="^The assistant is unavailable right now. Please try again.$"
+        ):
             call(with_fallback, request_id)
         record = ModelCall.objects.get(request_id=request_id)
     assert (record.status, record.error_code) == ("error", "provider_unavailable")
     assert "sim-model: " in record.error and "sim-fallback: " in record.error
 
 
-def test_a_hanging_provider_times_out_and_the_fallback_answers(with_fallback: Tenant, sim: SimulatorControl) -> None:
+def test_a_hanging_provider_times_out_and_the_fallback_answers(
+    with_fallback: Tenant, sim: SimulatorControl
+) -> None:
     sim.set_scenario(model="sim-model", fail="timeout")
     sim.set_scenario(model="sim-fallback", reply="Still here.")
     with tenant_context(with_fallback):
@@ -135,7 +143,9 @@ def test_circuit_opens_after_repeated_failures_skips_the_provider_and_is_visible
 
 
 @override_settings(GATEWAY_BREAKER_THRESHOLD=1, GATEWAY_BREAKER_COOLDOWN_SECONDS=0)
-def test_half_open_circuit_closes_again_when_the_provider_recovers(fresh_tenant: Tenant, sim: SimulatorControl) -> None:
+def test_half_open_circuit_closes_again_when_the_provider_recovers(
+    fresh_tenant: Tenant, sim: SimulatorControl
+) -> None:
     sim.set_scenario(fail="503", fail_times=2)  # the call and its retry fail
     with tenant_context(fresh_tenant):
         with pytest.raises(ProviderUnavailable):

@@ -78,7 +78,9 @@ def test_model_off_the_allow_list_is_refused_and_recorded_without_a_provider_cal
 ) -> None:
     request_id = uuid.uuid4()
     with tenant_context(fresh_tenant):
-        with pytest.raises(ModelNotAllowed, match="'sim-fallback' is not enabled for this workspace") as refusal:
+        with pytest.raises(
+            ModelNotAllowed, match="'sim-fallback' is not enabled for this workspace"
+        ) as refusal:
             call(fresh_tenant, request_id=request_id, model="sim-fallback")
         record = ModelCall.objects.get(request_id=request_id)
     assert refusal.value.call == record
@@ -86,7 +88,9 @@ def test_model_off_the_allow_list_is_refused_and_recorded_without_a_provider_cal
     assert chat_requests(sim) == []
 
 
-def test_kill_switch_refuses_every_call_at_once_and_says_why(fresh_tenant: Tenant, sim: SimulatorControl) -> None:
+def test_kill_switch_refuses_every_call_at_once_and_says_why(
+    fresh_tenant: Tenant, sim: SimulatorControl
+) -> None:
     with tenant_context(fresh_tenant):
         call(fresh_tenant)
         do_set_kill_switch(on=True, reason="Suspicious spending under review.", actor_label="tester")
@@ -132,11 +136,18 @@ def test_requests_per_minute_are_limited_per_tenant_and_per_user(
             call(fresh_tenant, user_id=bob.pk, now=minute_start)
         # Two minutes later both windows have slid past.
         call(fresh_tenant, user_id=alice.pk, now=minute_start + dt.timedelta(minutes=2))
-        assert ModelCall.objects.filter(status=ModelCall.Status.REFUSED, error_code="rate_limit_exceeded").count() == 2
+        assert (
+            ModelCall.objects.filter(
+                status=ModelCall.Status.REFUSED, error_code="rate_limit_exceeded"
+            ).count()
+            == 2
+        )
     assert len(chat_requests(sim)) == 4
 
 
-def test_tokens_per_minute_counts_the_reserved_worst_case(fresh_tenant: Tenant, sim: SimulatorControl) -> None:
+def test_tokens_per_minute_counts_the_reserved_worst_case(
+    fresh_tenant: Tenant, sim: SimulatorControl
+) -> None:
     with tenant_context(fresh_tenant):
         do_set_rate_limits(tokens_per_minute=100)  # below one call's worst case (max_tokens is 128)
         with pytest.raises(RateLimited, match="too many tokens per minute \\(limit 100\\)"):
@@ -177,7 +188,9 @@ def test_daily_budget_refuses_the_call_that_does_not_fit_and_resets_at_the_tenan
         do_set_budget(daily_tokens=worst_case + 30)
         call(fresh_tenant, now=late_evening)
         call(fresh_tenant, now=late_evening)
-        with pytest.raises(BudgetExceeded, match="daily token budget .* resets at midnight Asia/Tokyo") as refusal:
+        with pytest.raises(
+            BudgetExceeded, match="daily token budget .* resets at midnight Asia/Tokyo"
+        ) as refusal:
             call(fresh_tenant, now=late_evening)
         assert "2026-03-11 00:00 JST" in refusal.value.user_message
         assert call(fresh_tenant, now=after_midnight).text
@@ -199,7 +212,9 @@ def test_monthly_spending_cap_and_per_user_cap_refuse_with_clear_errors(
     alice = member_of(fresh_tenant)
     with tenant_context(fresh_tenant):
         do_set_budget(user_daily_tokens=50)
-        with pytest.raises(BudgetExceeded, match="You have used your daily token allowance \\(0 of 50 tokens\\)"):
+        with pytest.raises(
+            BudgetExceeded, match="You have used your daily token allowance \\(0 of 50 tokens\\)"
+        ):
             call(fresh_tenant, user_id=alice.pk)
         do_set_budget(user_daily_tokens=None, monthly_spend_cap="0.0001")  # rounds to $0.00
         with pytest.raises(BudgetExceeded, match="monthly spending cap \\(\\$0.00 of \\$0.00\\)"):
@@ -210,12 +225,16 @@ def test_monthly_spending_cap_and_per_user_cap_refuse_with_clear_errors(
     assert chat_requests(sim) == []
 
 
-def test_counters_lost_from_redis_are_rebuilt_from_the_records(fresh_tenant: Tenant, sim: SimulatorControl) -> None:
+def test_counters_lost_from_redis_are_rebuilt_from_the_records(
+    fresh_tenant: Tenant, sim: SimulatorControl
+) -> None:
     sim.set_scenario(prompt_tokens=30, completion_tokens=20)
     with tenant_context(fresh_tenant):
         call(fresh_tenant)
         prefix = store.tenant_prefix(fresh_tenant.schema_name)
-        store.client().delete(*store.client().keys(f"{prefix}:tok:*"), *store.client().keys(f"{prefix}:cost:*"))
+        store.client().delete(
+            *store.client().keys(f"{prefix}:tok:*"), *store.client().keys(f"{prefix}:cost:*")
+        )
         do_set_budget(daily_tokens=50 + gateway_policy.estimate_prompt_tokens(MESSAGES) + 128 - 1)
         with pytest.raises(BudgetExceeded, match="\\(50 of"):
             call(fresh_tenant)

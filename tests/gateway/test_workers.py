@@ -73,7 +73,9 @@ def enqueue(tenant: Tenant, replies: list[Message], queue: str) -> None:
 
 def finished(tenant: Tenant, replies: list[Message]) -> list[Message] | None:
     with tenant_context(tenant):
-        rows = list(Message.objects.filter(id__in=[r.id for r in replies]).exclude(status=Message.Status.PENDING))
+        rows = list(
+            Message.objects.filter(id__in=[r.id for r in replies]).exclude(status=Message.Status.PENDING)
+        )
     return rows if len(rows) == len(replies) else None
 
 
@@ -83,7 +85,10 @@ def test_64_concurrent_requests_on_two_workers_never_overspend_the_budget(
     sim.set_scenario(prompt_tokens=20, completion_tokens=30, latency_ms=400)
     replies = pending_replies(fresh_tenant, 64)
     with tenant_context(fresh_tenant):
-        history = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}, {"role": "user", "content": "Plan my week."}]
+        history = [
+            {"role": "system", "content": settings.CHAT_SYSTEM_PROMPT},
+            {"role": "user", "content": "Plan my week."},
+        ]
         worst_case = gateway_policy.estimate_prompt_tokens(history) + 128
         budget = 1000  # about 6 worst cases in flight, about 20 settled calls: far fewer than 64
         assert worst_case * 3 < budget < worst_case * 64
@@ -108,7 +113,9 @@ def test_64_concurrent_requests_on_two_workers_never_overspend_the_budget(
     assert all(c.error_code == "budget_exceeded" and "daily token budget" in c.error for c in refused)
     failed_messages = [m for m in done if m.status == Message.Status.FAILED]
     assert len(failed_messages) == len(refused)
-    assert all(m.error_for_user.startswith("This workspace has used its daily token budget") for m in failed_messages)
+    assert all(
+        m.error_for_user.startswith("This workspace has used its daily token budget") for m in failed_messages
+    )
     # The provider saw exactly the calls that were let through.
     assert len([e for e in sim.requests() if e["path"] == "/v1/chat/completions"]) == len(ok)
     for name in ("race-a", "race-b"):
@@ -150,7 +157,10 @@ def test_worker_killed_mid_call_is_redelivered_and_recorded_exactly_once_without
         usage = gateway_policy.usage_snapshot(fresh_tenant.schema_name)
     assert len(records) == 1
     assert (records[0].status, records[0].error_code) == (ModelCall.Status.ERROR, "interrupted")
-    assert failed.error_for_user == "The assistant was interrupted while answering this message. Please send it again."
+    assert (
+        failed.error_for_user
+        == "The assistant was interrupted while answering this message. Please send it again."
+    )
     assert len([e for e in sim.requests() if e["path"] == "/v1/chat/completions"]) == 1
     assert usage.open_reservations == 0 and usage.day_tokens == 0
     assert "generate_assistant_reply" in processes.log_tail("once-b", 400)  # the second worker ran it
