@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import JSONField
+from django.db.models import Field, JSONField
 from django.utils import timezone
 
 from gateway import policy as gateway_policy
@@ -295,7 +295,7 @@ def _claim(
         f"INSERT INTO {ModelCall._meta.db_table} ({_CLAIM_COLUMNS}) SELECT {_CLAIM_VALUES}{asynchronous} "
         "ON CONFLICT (request_id) DO NOTHING RETURNING id"
     )
-    params = [
+    params: list[Any] = [
         call_id,
         now,
         request_id,
@@ -317,9 +317,12 @@ def _finish(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
     took it over). The commit waits for the WAL flush unless GATEWAY_DURABLE_RECORDS is off (docs/gateway.md:
     a crash in the next few hundred ms then leaves the call 'started', later marked interrupted)."""
     values = {"status": status, "finished_at": timezone.now(), **fields}
-    assignments, params = [], []
+    assignments: list[str] = []
+    params: list[Any] = []
     for name, value in values.items():
         model_field = ModelCall._meta.get_field(name)
+        if not isinstance(model_field, Field):
+            raise TypeError(f"{name} is not a column of ModelCall")
         if isinstance(model_field, JSONField):
             assignments.append(f"{model_field.column} = %s::jsonb")
             params.append(json.dumps(value))

@@ -190,11 +190,11 @@ return 'closed'
 
 
 @functools.cache
-def _client(url: str) -> "redis.Redis[bytes]":
+def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
 
 
-def client() -> "redis.Redis[bytes]":
+def client() -> redis.Redis:
     return _client(settings.GATEWAY_REDIS_URL)
 
 

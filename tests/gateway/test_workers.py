@@ -68,7 +68,7 @@ def enqueue(tenant: Tenant, replies: list[Message], queue: str) -> None:
     # Sent from inside the tenant: tenant-schemas-celery puts the schema in the message headers.
     with tenant_context(tenant):
         for reply in replies:
-            generate_assistant_reply.apply_async(args=[tenant.schema_name, str(reply.id)], queue=queue)
+            generate_assistant_reply.apply_async(args=(tenant.schema_name, str(reply.id)), queue=queue)
 
 
 def finished(tenant: Tenant, replies: list[Message]) -> list[Message] | None:
@@ -101,7 +101,7 @@ def test_64_concurrent_requests_on_two_workers_never_overspend_the_budget(
     done = wait_for(lambda: finished(fresh_tenant, replies), timeout=120, message="64 replies")
 
     with tenant_context(fresh_tenant):
-        calls = list(ModelCall.objects.filter(request_id__in=[r.request_id for r in replies]))
+        calls = list(ModelCall.objects.filter(request_id__in=[r.request_id for r in replies if r.request_id]))
         usage = gateway_policy.usage_snapshot(fresh_tenant.schema_name)
     ok = [c for c in calls if c.status == ModelCall.Status.OK]
     refused = [c for c in calls if c.status == ModelCall.Status.REFUSED]
@@ -127,6 +127,7 @@ def test_worker_killed_mid_call_is_redelivered_and_recorded_exactly_once_without
 ) -> None:
     sim.set_scenario(latency_ms=4000, reply="Too late.")
     (reply,) = pending_replies(fresh_tenant, 1)
+    assert reply.request_id is not None
     queue = f"gw-once-{uuid.uuid4().hex[:8]}"
     # The first worker holds the call's lease for 3 s: long enough to be killed while it owns it.
     first = start_workers("once-a", queue, GATEWAY_LEASE_SECONDS="3")
