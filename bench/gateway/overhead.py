@@ -67,7 +67,7 @@ def prepare_tenant() -> Tenant:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=400, help="calls per side and concurrency level")
-    parser.add_argument("--profile", help="write a pyinstrument HTML profile of the gateway side here")
+    parser.add_argument("--profile", help="write a pyinstrument profile (.html, or .txt) of one sequential gateway batch")
     options = parser.parse_args()
 
     port = free_port()
@@ -132,7 +132,7 @@ def main() -> None:
             samples["direct"] += batch(direct, concurrency, options.calls // rounds)
             for label, durable in modes.items():
                 settings.GATEWAY_DURABLE_RECORDS = durable
-                if options.profile and concurrency == 16 and durable and profiler is None:
+                if options.profile and concurrency == 1 and durable and profiler is None:
                     from pyinstrument import Profiler
 
                     profiler = Profiler(async_mode="disabled")
@@ -173,7 +173,9 @@ def main() -> None:
     )
     close_pools()
     if profiler is not None:
-        Path(options.profile).write_text(profiler.output_html())
+        output = Path(options.profile)
+        text = profiler.output_text(unicode=False, color=False) if output.suffix == ".txt" else profiler.output_html()
+        output.write_text(text)
         print(f"profile written to {options.profile}")
     stop_simulator(simulator)
 
