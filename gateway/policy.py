@@ -244,15 +244,17 @@ def _refusal(code: str, detail: list[str], policy: PolicySnapshot, local_now: dt
         )
     if code in ("tpm", "user_tpm"):
         who = "You are" if code == "user_tpm" else "This workspace is"
-        return RateLimited(f"{who} using too many tokens per minute (limit {detail[0]}). Try again shortly.")
+        return RateLimited(
+            f"{who} using too many tokens per minute (limit {int(detail[0]):,}). Try again shortly."
+        )
     if code == "day":
         return BudgetExceeded(
-            f"This workspace has used its daily token budget ({detail[0]} of {detail[1]} tokens). "
+            f"This workspace has used its daily token budget ({int(detail[0]):,} of {int(detail[1]):,} tokens). "
             f"It resets at midnight {policy.time_zone} ({next_day:%Y-%m-%d %H:%M %Z})."
         )
     if code == "month":
         return BudgetExceeded(
-            f"This workspace has used its monthly token budget ({detail[0]} of {detail[1]} tokens). "
+            f"This workspace has used its monthly token budget ({int(detail[0]):,} of {int(detail[1]):,} tokens). "
             "It resets on the first day of next month."
         )
     if code == "spend":
@@ -264,7 +266,7 @@ def _refusal(code: str, detail: list[str], policy: PolicySnapshot, local_now: dt
         )
     if code == "user_day":
         return BudgetExceeded(
-            f"You have used your daily token allowance ({detail[0]} of {detail[1]} tokens). "
+            f"You have used your daily token allowance ({int(detail[0]):,} of {int(detail[1]):,} tokens). "
             f"It resets at midnight {policy.time_zone}."
         )
     return RuntimeError(f"unexpected reservation answer {code!r}")

@@ -172,7 +172,6 @@ def complete(
             error_code="policy_unavailable",
             error="The budget and policy store could not be reached; the call was not made.",
         )
-        gateway_policy.release_request(tenant_schema, request_id)
         raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from None
 
     started = time.perf_counter()
@@ -199,7 +198,7 @@ def complete(
             error=str(failure),
             latency_ms=latency_ms,
         )
-        gateway_policy.release(reservation)
+        _settle_or_leave_to_expiry(gateway_policy.release, reservation)
         raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from failure
 
     latency_ms = int((time.perf_counter() - started) * 1000)
@@ -227,7 +226,9 @@ def complete(
     }
     finished = _finish(call_id, status=ModelCall.Status.OK, **fields)
     # Settle even when another delivery declared this call interrupted: the usage did happen.
-    gateway_policy.settle(reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost)
+    _settle_or_leave_to_expiry(
+        gateway_policy.settle, reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
+    )
     if not finished:
         return _answer_for_existing(tenant_schema, request_id)
     logger.info(
@@ -255,6 +256,19 @@ def complete(
         fallback_taken=routed.fallback_taken,
         tool_calls=tool_calls,
     )
+
+
+def _settle_or_leave_to_expiry(action: Any, reservation: gateway_policy.Reservation, **usage: Any) -> None:
+    """The call is recorded; if Redis fails now, the answer still goes out. The reservation then stays
+    at its worst case (over-counting, the safe side) until it expires and is swept."""
+    try:
+        action(reservation, **usage)
+    except Exception:  # noqa: BLE001 - see docstring
+        logger.exception(
+            "could not settle reservation tenant=%s request_id=%s",
+            reservation.tenant_schema,
+            reservation.request_id,
+        )
 
 
 def _route_max_tokens(alias: str) -> int:

@@ -199,13 +199,13 @@ def client() -> redis.Redis:
 
 
 @functools.cache
-def _script(source: str) -> Any:
-    return client().register_script(source)
+def _script(url: str, source: str) -> Any:
+    return _client(url).register_script(source)
 
 
 def run(source: str, keys: list[str], args: list[Any]) -> Any:
     """EVALSHA the script (loading it on first use), atomically on the Redis server."""
-    return _script(source)(keys=keys, args=args)
+    return _script(settings.GATEWAY_REDIS_URL, source)(keys=keys, args=args)
 
 
 def namespace() -> str:

@@ -288,3 +288,17 @@ def test_expired_reservations_are_swept(fresh_tenant: Tenant) -> None:
         assert gateway_policy.sweep_expired_reservations(fresh_tenant.schema_name, now=in_the_future) == 1
         usage = gateway_policy.usage_snapshot(fresh_tenant.schema_name)
     assert (usage.day_tokens, usage.open_reservations) == (0, 0)
+
+
+def test_redis_outage_fails_closed_with_a_clear_error_and_no_provider_call(
+    fresh_tenant: Tenant, sim: SimulatorControl
+) -> None:
+    from django.test import override_settings
+
+    request_id = uuid.uuid4()
+    with tenant_context(fresh_tenant), override_settings(GATEWAY_REDIS_URL="redis://127.0.0.1:1/0"):
+        with pytest.raises(ProviderUnavailable, match="The assistant is unavailable right now"):
+            call(fresh_tenant, request_id=request_id)
+        record = ModelCall.objects.get(request_id=request_id)
+    assert (record.status, record.error_code) == (ModelCall.Status.ERROR, "policy_unavailable")
+    assert chat_requests(sim) == []
