@@ -130,6 +130,11 @@ def complete(
     source: str = "",
     now: dt.datetime | None = None,
 ) -> Completion:
+    """One policed, recorded model call (see the module docstring for the order of work).
+
+    max_tokens: the caller's cap, lowered to the catalogue's cap of every model in the fallback chain.
+    source: where the call came from ("chat", "api", ...), kept on the record.
+    now: the policy clock (budget calendar and rate windows); tests set it, callers leave it alone."""
     _check_tenant_context(tenant_schema)
     call_id = _claim(request_id, user_id, model, messages, source)
     if call_id is None:
@@ -141,7 +146,8 @@ def complete(
         gateway_policy.check_model_allowed(policy, model)
         chain = policy.chain_for(model)
         route_max = min(_route_max_tokens(alias) for alias in chain)
-        call_max_tokens = min(max_tokens, route_max) if max_tokens else route_max
+        # Always sent to the provider, so the reservation below is a true upper bound of the completion.
+        call_max_tokens = max(1, min(max_tokens, route_max)) if max_tokens else route_max
         reservation = gateway_policy.reserve(
             tenant_schema=tenant_schema,
             request_id=request_id,
