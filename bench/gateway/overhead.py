@@ -67,7 +67,9 @@ def prepare_tenant() -> Tenant:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=400, help="calls per side and concurrency level")
-    parser.add_argument("--profile", help="write a pyinstrument profile (.html, or .txt) of one sequential gateway batch")
+    parser.add_argument(
+        "--profile", help="write a pyinstrument profile (.html, or .txt) of one sequential gateway batch"
+    )
     options = parser.parse_args()
 
     port = free_port()
@@ -174,7 +176,11 @@ def main() -> None:
     close_pools()
     if profiler is not None:
         output = Path(options.profile)
-        text = profiler.output_text(unicode=False, color=False) if output.suffix == ".txt" else profiler.output_html()
+        text = (
+            profiler.output_text(unicode=False, color=False)
+            if output.suffix == ".txt"
+            else profiler.output_html()
+        )
         output.write_text(text)
         print(f"profile written to {options.profile}")
     stop_simulator(simulator)
