@@ -14,6 +14,7 @@ from chat.models import Conversation, Message
 from convosuite.log_redaction import remember_sensitive_text
 from gateway.errors import GatewayError
 from gateway.models import ModelCall
+from gateway.policy import default_model_for_tenant
 from gateway.streaming import StreamResult, stream
 from prompts.actions import AgentPrompt, agent_prompt_for
 from prompts.models import PromptTemplate
@@ -138,7 +139,7 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
             tenant_schema=tenant_schema,
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
-            model=agent.model if agent else settings.GATEWAY_DEFAULT_MODEL,
+            model=agent.model if agent else default_model_for_tenant(tenant_schema),
             messages=_history_for_model(message, system_prompt),
             max_tokens=agent.max_tokens if agent else None,
         ):

@@ -1,12 +1,24 @@
-"""Model aliases the product offers, read from settings.GATEWAY_MODELS."""
+"""The platform's model catalogue (settings.GATEWAY_MODELS): aliases, deployments and prices.
 
+A tenant can only allow models from this catalogue, and only models with a known price: either a price in
+our config or one in LiteLLM's bundled price map. A model without a price is refused when a tenant tries
+to configure it, and never routed to (it would be recorded as free).
+"""
+
+import functools
+import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 
 
 class UnknownModelError(LookupError):
+    pass
+
+
+class UnpricedModelError(UnknownModelError):
     pass
 
 
@@ -26,23 +38,59 @@ class ModelRoute:
         return self.input_cost_per_token * tokens_in + self.output_cost_per_token * tokens_out
 
 
+def catalogue_aliases() -> list[str]:
+    return sorted(settings.GATEWAY_MODELS)
+
+
+def _litellm_price(litellm_model: str) -> tuple[Decimal, Decimal] | None:
+    from gateway.service import litellm_module
+
+    entry = litellm_module().model_cost.get(litellm_model) or litellm_module().model_cost.get(
+        litellm_model.split("/", 1)[-1]
+    )
+    if not entry or entry.get("input_cost_per_token") is None or entry.get("output_cost_per_token") is None:
+        return None
+    return Decimal(str(entry["input_cost_per_token"])), Decimal(str(entry["output_cost_per_token"]))
+
+
+@functools.lru_cache(maxsize=256)
+def _route_from_entry(alias: str, entry_json: str) -> ModelRoute:
+    entry: dict[str, Any] = json.loads(entry_json)
+    prices: tuple[Decimal, Decimal] | None
+    if entry.get("input_cost_per_token") in (None, "") or entry.get("output_cost_per_token") in (None, ""):
+        prices = _litellm_price(entry["litellm_model"])
+    else:
+        prices = Decimal(str(entry["input_cost_per_token"])), Decimal(str(entry["output_cost_per_token"]))
+    if prices is None:
+        raise UnpricedModelError(f"The model {alias!r} has no price configured.")
+    return ModelRoute(
+        alias=alias,
+        litellm_model=entry["litellm_model"],
+        api_base=entry.get("api_base", ""),
+        api_key=entry.get("api_key", ""),
+        provider=entry.get("provider", ""),
+        input_cost_per_token=prices[0],
+        output_cost_per_token=prices[1],
+        max_tokens=int(entry.get("max_tokens", 256)),
+        timeout_seconds=float(entry.get("timeout_seconds", 60)),
+    )
+
+
 def get_model_route(alias: str) -> ModelRoute:
+    """The catalogue entry for an alias, with its price. Raises UnknownModelError (or UnpricedModelError)."""
     try:
         entry = settings.GATEWAY_MODELS[alias]
     except KeyError:
         raise UnknownModelError(f"The model {alias!r} is not offered.") from None
-    for price_field in ("input_cost_per_token", "output_cost_per_token"):
-        # A model with no known price would be recorded as free; refuse to route to it instead.
-        if entry.get(price_field) in (None, ""):
-            raise UnknownModelError(f"The model {alias!r} has no price configured.")
-    return ModelRoute(
-        alias=alias,
-        litellm_model=entry["litellm_model"],
-        api_base=entry["api_base"],
-        api_key=entry["api_key"],
-        provider=entry.get("provider", ""),
-        input_cost_per_token=Decimal(str(entry["input_cost_per_token"])),
-        output_cost_per_token=Decimal(str(entry["output_cost_per_token"])),
-        max_tokens=int(entry.get("max_tokens", 256)),
-        timeout_seconds=float(entry.get("timeout_seconds", 60)),
-    )
+    # Keyed on the entry's content, so a changed catalogue (tests point it at a new simulator) is seen.
+    return _route_from_entry(alias, json.dumps(entry, sort_keys=True, default=str))
+
+
+def priced_routes() -> list[ModelRoute]:
+    routes = []
+    for alias in catalogue_aliases():
+        try:
+            routes.append(get_model_route(alias))
+        except UnknownModelError:
+            continue
+    return routes

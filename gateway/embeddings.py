@@ -14,7 +14,7 @@ from gateway import policy
 from gateway.config import UnknownModelError, get_model_route
 from gateway.errors import GatewayError, ModelNotAllowed, ProviderUnavailable
 from gateway.models import ModelCall
-from gateway.service import _check_tenant_context, _litellm
+from gateway.service import _check_tenant_context, litellm_module
 from gateway.streaming import _record, count_text_tokens
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def embed(
     started = time.perf_counter()
     extra: dict[str, Any] = {"dimensions": dimensions} if dimensions else {}
     try:
-        response: Any = _litellm().embedding(
+        response: Any = litellm_module().embedding(
             model=route.litellm_model,
             input=inputs,
             api_base=route.api_base,

@@ -1,4 +1,4 @@
-"""The record of every model call, in the calling tenant's schema."""
+"""Tenant-schema tables of the gateway: the record of every model call and the tenant's gateway policy."""
 
 import uuid
 
@@ -8,6 +8,9 @@ from django.db import models
 
 class ModelCall(models.Model):
     class Status(models.TextChoices):
+        # Written before the provider is contacted, under the request id's unique constraint, so that a
+        # redelivered task finds it and never calls the provider a second time.
+        STARTED = "started", "Started"
         OK = "ok", "OK"
         ERROR = "error", "Error"
         REFUSED = "refused", "Refused"
@@ -16,14 +19,20 @@ class ModelCall(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     request_id = models.UUIDField(unique=True)
+    source = models.CharField(max_length=16, blank=True, default="")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     model_requested = models.CharField(max_length=128)
     model_served = models.CharField(max_length=255, blank=True)
+    # The alias of the catalogue entry that answered: differs from model_requested after a fallback.
+    model_alias_served = models.CharField(max_length=128, blank=True, default="")
+    fallback_taken = models.BooleanField(default=False)
     provider = models.CharField(max_length=64, blank=True)
     messages = models.JSONField(default=list)
     response = models.TextField(blank=True)
     tool_calls = models.JSONField(default=list, blank=True)
+    max_tokens = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
@@ -31,7 +40,12 @@ class ModelCall(models.Model):
     # Streams only: time from sending the request to the first token.
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
+    # Machine-readable reason (the OpenAI error code the API answers with), next to the readable error.
+    error_code = models.CharField(max_length=64, blank=True, default="")
     error = models.TextField(blank=True)
+    # Until then the process that wrote the 'started' row owns the call; after it, another delivery of the
+    # same request may declare it interrupted (the owner died) and the reservation expires.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -43,3 +57,29 @@ class ModelCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_requested} {self.status}"
+
+
+class GatewayPolicy(models.Model):
+    """The tenant's gateway configuration: one row per tenant schema, changed only by gateway.actions
+    (which write an audit event and publish the row to Redis, where every worker reads it)."""
+
+    singleton = models.BooleanField(default=True, unique=True, editable=False)
+    version = models.PositiveIntegerField(default=1)
+    allowed_models = models.JSONField(default=list)
+    default_model = models.CharField(max_length=128)
+    # {"model": ["first fallback", "second fallback"]}: tried in order when the model's provider fails.
+    fallbacks = models.JSONField(default=dict, blank=True)
+    daily_token_budget = models.PositiveBigIntegerField()
+    monthly_token_budget = models.PositiveBigIntegerField()
+    monthly_spend_cap = models.DecimalField(max_digits=14, decimal_places=2)
+    user_daily_token_cap = models.PositiveBigIntegerField(null=True, blank=True)
+    requests_per_minute = models.PositiveIntegerField()
+    tokens_per_minute = models.PositiveBigIntegerField()
+    user_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    user_tokens_per_minute = models.PositiveBigIntegerField(null=True, blank=True)
+    kill_switch = models.BooleanField(default=False)
+    kill_switch_reason = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"gateway policy v{self.version}"

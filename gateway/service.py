@@ -1,31 +1,59 @@
-"""gateway.service.complete: one audited model call for one tenant.
+"""gateway.service.complete: one audited, policed model call for one tenant.
 
-Order of work, which callers can rely on: check the tenant context, route the model, call the provider,
-write the ModelCall row in the tenant's schema, and only then return the answer. Policy (allow-list,
-kill switch, rate limits, budget reservation) joins in the gateway issue at the marked step.
+Order of work, which callers can rely on:
+1. check the tenant context;
+2. claim the request id: write a 'started' ModelCall under the request id's unique constraint. A second
+   delivery of the same request finds it and never calls the provider again (it returns the recorded
+   answer, waits for the owner, or declares the call interrupted once the owner's lease has expired);
+3. policy: allow-list, kill switch, rate limits, budget reservation (gateway.policy);
+4. the provider call along the tenant's fallback chain (gateway.routing);
+5. complete the record (status, model served, fallback, tokens, cost, latency);
+6. settle the reservation to the actual usage (or release it on failure);
+7. only then return the answer (or raise a GatewayError whose user_message is safe to show).
 """
 
+import datetime as dt
 import functools
+import json
 import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import connection
+from django.db.models import Field, JSONField
+from django.utils import timezone
 
-from gateway.config import UnknownModelError, get_model_route
-from gateway.errors import GatewayError, ModelNotAllowed, ProviderUnavailable, TenantContextError
+from gateway import policy as gateway_policy
+from gateway.errors import (
+    BudgetExceeded,
+    GatewayError,
+    KillSwitchOn,
+    ModelNotAllowed,
+    ProviderUnavailable,
+    RateLimited,
+    TenantContextError,
+)
 from gateway.models import ModelCall
+from gateway.routing import UNAVAILABLE_MESSAGE, AllProvidersFailed, call_chain
 from tenants.context import current_schema, in_tenant_schema
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Completion", "GatewayError", "TenantContextError", "complete", "load_provider_client"]
+
+INTERRUPTED_MESSAGE = "The assistant was interrupted while answering this message. Please send it again."
+_ERROR_TYPES: dict[str, type[GatewayError]] = {
+    cls.code: cls for cls in (ModelNotAllowed, KillSwitchOn, RateLimited, BudgetExceeded, ProviderUnavailable)
+}
+
 
 @functools.cache
-def _litellm() -> Any:
+def litellm_module() -> Any:
     """LiteLLM takes ~3 s to import: load it on the first model call, not in every web process."""
     # Use LiteLLM's bundled price map: never fetch it from the internet at import time.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -38,7 +66,10 @@ def _litellm() -> Any:
 
 
 def load_provider_client() -> None:
-    _litellm()
+    litellm_module()
+    from gateway.routing import router
+
+    router()
 
 
 @dataclass(frozen=True)
@@ -51,6 +82,9 @@ class Completion:
     tokens_out: int
     cost: Decimal
     latency_ms: int
+    model_requested: str = ""
+    fallback_taken: bool = False
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _completion_from_record(call: ModelCall) -> Completion:
@@ -63,6 +97,9 @@ def _completion_from_record(call: ModelCall) -> Completion:
         tokens_out=call.tokens_out,
         cost=call.cost,
         latency_ms=call.latency_ms,
+        model_requested=call.model_requested,
+        fallback_taken=call.fallback_taken,
+        tool_calls=list(call.tool_calls or []),
     )
 
 
@@ -72,137 +109,286 @@ def _check_tenant_context(tenant_schema: str) -> None:
         raise TenantContextError(f"Model call for tenant {tenant_schema!r} attempted in schema {active!r}.")
 
 
+def error_for_record(call: ModelCall) -> GatewayError:
+    """The error a finished, failed call answers with, again (a redelivery gets what the first got)."""
+    error_type = _ERROR_TYPES.get(call.error_code)
+    if call.status == ModelCall.Status.REFUSED and error_type is not None:
+        return error_type(call.error, call=call)
+    if call.error_code == "interrupted":
+        return ProviderUnavailable(INTERRUPTED_MESSAGE, call=call)
+    return ProviderUnavailable(UNAVAILABLE_MESSAGE, call=call)
+
+
 def complete(
     *,
     tenant_schema: str,
     request_id: uuid.UUID,
     user_id: int | None,
     model: str,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     max_tokens: int | None = None,
+    source: str = "",
+    now: dt.datetime | None = None,
 ) -> Completion:
+    """One policed, recorded model call (see the module docstring for the order of work).
+
+    max_tokens: the caller's cap, lowered to the catalogue's cap of every model in the fallback chain.
+    source: where the call came from ("chat", "api", ...), kept on the record.
+    now: the policy clock (budget calendar and rate windows); tests set it, callers leave it alone."""
     _check_tenant_context(tenant_schema)
-    previous = ModelCall.objects.filter(request_id=request_id).first()
-    if previous is not None:
-        # Idempotent by request id: a redelivered task gets the recorded answer, the provider is not re-called.
-        if previous.status == ModelCall.Status.OK:
-            return _completion_from_record(previous)
-        raise GatewayError("The assistant could not answer this message.", call=previous)
+    call_id = _claim(request_id, user_id, model, messages, source)
+    if call_id is None:
+        return _answer_for_existing(tenant_schema, request_id)
 
+    # Policy: allow-list -> kill switch -> rate limits -> budget reservation; refusals are recorded.
     try:
-        route = get_model_route(model)
-    except UnknownModelError as refusal:
-        call = _record(
-            request_id, user_id, model, messages, status=ModelCall.Status.REFUSED, error=str(refusal)
+        policy = gateway_policy.load_policy(tenant_schema, max_age=settings.GATEWAY_POLICY_CACHE_SECONDS)
+        gateway_policy.check_model_allowed(policy, model)
+        chain = policy.chain_for(model)
+        route_max = min(_route_max_tokens(alias) for alias in chain)
+        # Always sent to the provider, so the reservation below is a true upper bound of the completion.
+        call_max_tokens = max(1, min(max_tokens, route_max)) if max_tokens else route_max
+        reservation = gateway_policy.reserve(
+            tenant_schema=tenant_schema,
+            request_id=request_id,
+            user_id=user_id,
+            model=model,
+            prompt_tokens=gateway_policy.estimate_prompt_tokens(messages),
+            max_tokens=call_max_tokens,
+            now=now,
+            policy=policy,
         )
-        raise ModelNotAllowed(str(refusal), call=call) from refusal
-
-    # (The gateway issue adds: allow-list, kill switch, rate limit and budget reservation here.)
-    started = time.perf_counter()
-    try:
-        response: Any = _litellm().completion(
-            model=route.litellm_model,
-            messages=messages,
-            api_base=route.api_base,
-            api_key=route.api_key,
-            # Never above the model's cap, so that a reservation of max_tokens is a true upper bound.
-            max_tokens=min(max_tokens or route.max_tokens, route.max_tokens),
-            timeout=route.timeout_seconds,
-            num_retries=0,
-            metadata={"tenant": tenant_schema, "request_id": str(request_id)},
-        )
-    except Exception as failure:  # noqa: BLE001 - every provider failure must be recorded, whatever its type
-        latency_ms = int((time.perf_counter() - started) * 1000)
-        logger.warning(
-            "model call failed tenant=%s request_id=%s model=%s error=%s",
+    except GatewayError as refusal:
+        logger.info(
+            "model call refused tenant=%s request_id=%s model=%s code=%s",
             tenant_schema,
             request_id,
             model,
-            type(failure).__name__,
+            refusal.code,
         )
-        call = _record(
-            request_id,
-            user_id,
-            model,
-            messages,
+        _finish(call_id, status=ModelCall.Status.REFUSED, error_code=refusal.code, error=refusal.user_message)
+        refusal.call = ModelCall.objects.get(id=call_id)
+        raise
+    except Exception:
+        # The policy store failed (e.g. Redis down): fail closed, budgets cannot be enforced.
+        logger.exception("policy check failed tenant=%s request_id=%s", tenant_schema, request_id)
+        _finish(
+            call_id,
             status=ModelCall.Status.ERROR,
-            error=f"{type(failure).__name__}: {failure}"[:2000],
-            provider=route.provider,
+            error_code="policy_unavailable",
+            error="The budget and policy store could not be reached; the call was not made.",
+        )
+        raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from None
+
+    started = time.perf_counter()
+    try:
+        routed = call_chain(
+            chain,
+            messages=messages,
+            max_tokens=call_max_tokens,
+            metadata={"tenant": tenant_schema, "request_id": str(request_id)},
+        )
+    except AllProvidersFailed as failure:
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        logger.warning(
+            "model call failed tenant=%s request_id=%s model=%s attempts=%d",
+            tenant_schema,
+            request_id,
+            model,
+            len(failure.errors),
+        )
+        _finish(
+            call_id,
+            status=ModelCall.Status.ERROR,
+            error_code=ProviderUnavailable.code,
+            error=str(failure),
             latency_ms=latency_ms,
         )
-        raise ProviderUnavailable(
-            "The assistant is unavailable right now. Please try again.", call=call
-        ) from failure
+        _settle_or_leave_to_expiry(gateway_policy.release, reservation)
+        raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from failure
 
     latency_ms = int((time.perf_counter() - started) * 1000)
+    response = routed.response
     choice = response.choices[0]
     text = choice.message.content or ""
     tool_calls = [tool_call.model_dump() for tool_call in (choice.message.tool_calls or [])]
     usage = response.usage
     tokens_in, tokens_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
-    call = _record(
-        request_id,
-        user_id,
-        model,
-        messages,
-        status=ModelCall.Status.OK,
-        model_served=str(response.model or ""),
-        provider=route.provider,
-        response_text=text,
-        tool_calls=tool_calls,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        cost=route.cost(tokens_in, tokens_out),
-        latency_ms=latency_ms,
+    cost = routed.route.cost(tokens_in, tokens_out)
+    fields: dict[str, Any] = {
+        "model_served": str(response.model or ""),
+        "model_alias_served": routed.route.alias,
+        "fallback_taken": routed.fallback_taken,
+        "provider": routed.route.provider,
+        "response": text,
+        "tool_calls": tool_calls,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "cost": cost,
+        "latency_ms": latency_ms,
+        "max_tokens": call_max_tokens,
+        # Earlier attempts that failed before a fallback answered, for the evidence.
+        "error": "; ".join(routed.errors)[:2000],
+    }
+    finished = _finish(call_id, status=ModelCall.Status.OK, **fields)
+    # Settle even when another delivery declared this call interrupted: the usage did happen.
+    _settle_or_leave_to_expiry(
+        gateway_policy.settle, reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
     )
+    if not finished:
+        return _answer_for_existing(tenant_schema, request_id)
     logger.info(
-        "model call ok tenant=%s request_id=%s model=%s served=%s tokens_in=%d tokens_out=%d latency_ms=%d",
+        "model call ok tenant=%s request_id=%s model=%s served=%s fallback=%s tokens_in=%d tokens_out=%d "
+        "latency_ms=%d",
         tenant_schema,
         request_id,
         model,
-        call.model_served,
+        fields["model_served"],
+        routed.fallback_taken,
         tokens_in,
         tokens_out,
         latency_ms,
     )
-    return _completion_from_record(call)
+    return Completion(
+        call_id=call_id,
+        request_id=request_id,
+        text=text,
+        model_served=fields["model_served"],
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost=cost,
+        latency_ms=latency_ms,
+        model_requested=model,
+        fallback_taken=routed.fallback_taken,
+        tool_calls=tool_calls,
+    )
 
 
-def _record(
-    request_id: uuid.UUID,
-    user_id: int | None,
-    model: str,
-    messages: list[dict[str, str]],
-    *,
-    status: str,
-    error: str = "",
-    model_served: str = "",
-    provider: str = "",
-    response_text: str = "",
-    tool_calls: list[dict[str, Any]] | None = None,
-    tokens_in: int = 0,
-    tokens_out: int = 0,
-    cost: Decimal = Decimal(0),
-    latency_ms: int = 0,
-) -> ModelCall:
+def _settle_or_leave_to_expiry(action: Any, reservation: gateway_policy.Reservation, **usage: Any) -> None:
+    """The call is recorded; if Redis fails now, the answer still goes out. The reservation then stays
+    at its worst case (over-counting, the safe side) until it expires and is swept."""
     try:
-        with transaction.atomic():
-            return ModelCall.objects.create(
-                request_id=request_id,
-                user_id=user_id,
-                model_requested=model,
-                model_served=model_served,
-                provider=provider,
-                messages=messages,
-                response=response_text,
-                tool_calls=tool_calls or [],
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cost=cost,
-                latency_ms=latency_ms,
-                status=status,
-                error=error,
+        action(reservation, **usage)
+    except Exception:  # noqa: BLE001 - see docstring
+        logger.exception(
+            "could not settle reservation tenant=%s request_id=%s",
+            reservation.tenant_schema,
+            reservation.request_id,
+        )
+
+
+def _route_max_tokens(alias: str) -> int:
+    from gateway.config import UnknownModelError, get_model_route
+
+    try:
+        return get_model_route(alias).max_tokens
+    except UnknownModelError as unpriced:
+        raise ModelNotAllowed(str(unpriced)) from unpriced
+
+
+_CLAIM_COLUMNS = (
+    "id, created_at, request_id, source, user_id, model_requested, messages, status, lease_expires_at, "
+    "model_served, model_alias_served, fallback_taken, provider, response, tool_calls, max_tokens, "
+    "tokens_in, tokens_out, cost, latency_ms, error_code, error"
+)
+_CLAIM_VALUES = (
+    "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, '', '', false, '', '', '[]'::jsonb, 0, 0, 0, 0, 0, '', ''"
+)
+
+
+def _claim(
+    request_id: uuid.UUID, user_id: int | None, model: str, messages: list[dict[str, Any]], source: str
+) -> uuid.UUID | None:
+    """Write the 'started' record in one round trip; None if this request id already has a record.
+
+    Outside a caller's transaction the claim commits without waiting for its WAL flush: it is visible to
+    other sessions at once, which is all idempotency needs, and the completed record (a normal, durable
+    commit) is the evidence. Only a database crash within a few hundred ms could lose a claim."""
+    call_id = uuid.uuid4()
+    now = timezone.now()
+    asynchronous = (
+        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_commit"
+        if not connection.in_atomic_block
+        else ""
+    )
+    sql = (
+        f"INSERT INTO {ModelCall._meta.db_table} ({_CLAIM_COLUMNS}) SELECT {_CLAIM_VALUES}{asynchronous} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+    )
+    params: list[Any] = [
+        call_id,
+        now,
+        request_id,
+        source[:16],
+        user_id,
+        model[:128],
+        json.dumps(messages),
+        ModelCall.Status.STARTED,
+        now + dt.timedelta(seconds=settings.GATEWAY_LEASE_SECONDS),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone()
+    return call_id if inserted else None
+
+
+def _finish(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
+    """Complete a 'started' record in one round trip; False if it is no longer started (another delivery
+    took it over). The commit waits for the WAL flush unless GATEWAY_DURABLE_RECORDS is off (docs/gateway.md:
+    a crash in the next few hundred ms then leaves the call 'started', later marked interrupted)."""
+    values = {"status": status, "finished_at": timezone.now(), **fields}
+    assignments: list[str] = []
+    params: list[Any] = []
+    for name, value in values.items():
+        model_field = ModelCall._meta.get_field(name)
+        if not isinstance(model_field, Field):
+            raise TypeError(f"{name} is not a column of ModelCall")
+        if isinstance(model_field, JSONField):
+            assignments.append(f"{model_field.column} = %s::jsonb")
+            params.append(json.dumps(value))
+        else:
+            assignments.append(f"{model_field.column} = %s")
+            params.append(value)
+    asynchronous = (
+        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS finish_commit"
+        if not settings.GATEWAY_DURABLE_RECORDS and not connection.in_atomic_block
+        else ""
+    )
+    # Identifiers come from the model's own metadata; every value is a query parameter.
+    sql = (
+        f"UPDATE {ModelCall._meta.db_table} SET {', '.join(assignments)}{asynchronous} "  # noqa: S608
+        "WHERE id = %s AND status = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, call_id, ModelCall.Status.STARTED])
+        return cursor.rowcount == 1
+
+
+def _answer_for_existing(tenant_schema: str, request_id: uuid.UUID) -> Completion:
+    """Another delivery of this request claimed it. Return its answer, wait while its owner may still be
+    working on it, or, once the owner's lease has expired (it died), declare the call interrupted and
+    release its reservation. The provider is never called a second time for one request id."""
+    while True:
+        call = ModelCall.objects.get(request_id=request_id)
+        if call.status == ModelCall.Status.OK:
+            return _completion_from_record(call)
+        if call.status != ModelCall.Status.STARTED:
+            raise error_for_record(call)
+        now = timezone.now()
+        if call.lease_expires_at is None or call.lease_expires_at <= now:
+            taken_over = ModelCall.objects.filter(
+                id=call.id, status=ModelCall.Status.STARTED, lease_expires_at=call.lease_expires_at
+            ).update(
+                status=ModelCall.Status.ERROR,
+                error_code="interrupted",
+                error=(
+                    "Interrupted: the process handling this call stopped before the provider's answer "
+                    "was recorded. The provider may have been called; its usage is unknown."
+                ),
+                finished_at=now,
             )
-    except IntegrityError:
-        # Another delivery of the same request recorded it first; that record is the truth.
-        return ModelCall.objects.get(request_id=request_id)
+            if taken_over:
+                gateway_policy.release_request(tenant_schema, request_id)
+                logger.warning("model call interrupted tenant=%s request_id=%s", tenant_schema, request_id)
+            continue
+        time.sleep(min(0.5, max(0.05, (call.lease_expires_at - now).total_seconds())))

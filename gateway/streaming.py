@@ -24,7 +24,7 @@ from gateway import policy
 from gateway.config import ModelRoute, UnknownModelError, get_model_route
 from gateway.errors import GatewayError, KillSwitchOn, ModelNotAllowed, ProviderUnavailable
 from gateway.models import ModelCall
-from gateway.service import _check_tenant_context, _litellm
+from gateway.service import _check_tenant_context, litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class StreamEvent:
 
 def count_prompt_tokens(route: ModelRoute, messages: list[dict[str, str]]) -> int:
     try:
-        return int(_litellm().token_counter(model=route.litellm_model, messages=messages))
+        return int(litellm_module().token_counter(model=route.litellm_model, messages=messages))
     except Exception:  # noqa: BLE001 - a tokenizer problem must not block the call; estimate instead
         return sum(len(str(message.get("content", ""))) // 3 + 4 for message in messages)
 
@@ -68,7 +68,7 @@ def count_text_tokens(route: ModelRoute, text: str) -> int:
     if not text:
         return 0
     try:
-        return int(_litellm().token_counter(model=route.litellm_model, text=text))
+        return int(litellm_module().token_counter(model=route.litellm_model, text=text))
     except Exception:  # noqa: BLE001 - see count_prompt_tokens
         return max(1, len(text) // 3)
 
@@ -127,7 +127,7 @@ def stream(
 
     started = time.perf_counter()
     try:
-        response: Any = _litellm().completion(
+        response: Any = litellm_module().completion(
             model=route.litellm_model,
             messages=messages,
             api_base=route.api_base,

@@ -18,6 +18,7 @@ from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import User
 from devtools.idp.testing import start_idp, stop_idp
 from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
+from gateway.testing import forget_gateway_state, reset_circuit_breakers
 from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.factories import UserFactory
@@ -32,6 +33,7 @@ TEST_CLIENT_SECRET = "test-secret"
 def tenants(django_db_setup: None, django_db_blocker: Any) -> dict[str, Tenant]:
     """The platform tenant and two customer tenants, committed once for the whole session."""
     with django_db_blocker.unblock():
+        forget_gateway_state()  # counters of an earlier run's (since dropped) test database
         return {
             "public": do_create_tenant(slug="public", name="Platform", domains=["localhost", "testserver"]),
             "acme": do_create_tenant(slug="acme", name="Acme Corporation", domains=["acme.localhost"]),
@@ -102,8 +104,9 @@ def simulator(tenants: dict[str, Tenant]) -> Iterator[SimulatorControl]:
     process = start_simulator(port)
     base = f"http://127.0.0.1:{port}"
     # In-process gateway calls (unit tests) and the worker process both talk to this simulator.
-    for alias in ("sim-model", "sim-embedding"):
-        settings.GATEWAY_MODELS[alias]["api_base"] = f"{base}/v1"
+    for entry in settings.GATEWAY_MODELS.values():
+        if entry.get("provider", "").startswith("simulator"):
+            entry["api_base"] = f"{base}/v1"
     try:
         yield SimulatorControl(base)
     finally:
@@ -113,6 +116,7 @@ def simulator(tenants: dict[str, Tenant]) -> Iterator[SimulatorControl]:
 @pytest.fixture
 def sim(simulator: SimulatorControl) -> SimulatorControl:
     simulator.reset()
+    reset_circuit_breakers()  # a provider failure of one test must not open the circuit for the next
     return simulator
 
 

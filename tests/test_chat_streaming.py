@@ -183,13 +183,9 @@ def test_colleague_and_other_tenant_cannot_open_the_stream(
     assert client_for(acme, alice).get(stream_path(conversation_id, str(uuid.uuid4()))).status_code == 404
 
 
-@pytest.mark.skip(
-    reason="needs feat/gateway kill switch (gateway.policy kill switch state); enable after merge"
-)
+@pytest.mark.usefixtures("committed_db")
 @pytest.mark.usefixtures("stack")
 def test_kill_switch_cuts_a_running_chat_stream_and_says_why(stack: Stack, acme: Tenant) -> None:
-    from gateway import policy
-
     stack.simulator.reset()
     stack.simulator.set_scenario(reply=" ".join(f"w{i}" for i in range(200)), token_delay_ms=50)
     client = client_for(acme, make_member(acme))
@@ -200,13 +196,13 @@ def test_kill_switch_cuts_a_running_chat_stream_and_says_why(stack: Stack, acme:
             if event == "token":
                 tokens += 1
                 if tokens == 5:
-                    policy.do_set_kill_switch(tenant_schema="acme", on=True)  # type: ignore[attr-defined]
+                    set_kill_switch(acme, on=True)
             elif event == "done":
                 assert 'data-status="failed"' in data["html"]
                 assert "paused" in data["html"]
                 break
     finally:
-        policy.do_set_kill_switch(tenant_schema="acme", on=False)  # type: ignore[attr-defined]
+        set_kill_switch(acme, on=False)
     assert 5 <= tokens < 200
     with tenant_context(acme):
         message = Message.objects.get(id=message_id)
@@ -244,3 +240,10 @@ def test_a_retried_task_starts_the_published_reply_over() -> None:
     assert entries[1][1][b"text"] == b"A whole answer."
     assert 0 < broker.ttl(stream_key("acme", request_id)) <= 15 * 60
     broker.delete(stream_key("acme", request_id))
+
+
+def set_kill_switch(tenant: Tenant, *, on: bool) -> None:
+    from gateway.actions import do_set_kill_switch
+
+    with tenant_context(tenant):
+        do_set_kill_switch(on=on, reason="Paused for the kill-switch test.", actor_label="test")

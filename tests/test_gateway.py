@@ -83,7 +83,7 @@ def test_provider_failure_is_recorded_and_reported_clearly(acme: Tenant, sim: Si
 
 def test_unknown_model_is_refused_without_a_provider_call(acme: Tenant, sim: SimulatorControl) -> None:
     request_id = uuid.uuid4()
-    with tenant_context(acme), pytest.raises(GatewayError, match="not offered"):
+    with tenant_context(acme), pytest.raises(GatewayError, match="not enabled for this workspace"):
         call(acme, request_id, model="gpt-17-ultra")
     with tenant_context(acme):
         assert ModelCall.objects.get(request_id=request_id).status == ModelCall.Status.REFUSED

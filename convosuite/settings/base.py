@@ -145,7 +145,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# A task not acked within this time is redelivered; keep it above CELERY_TASK_TIME_LIMIT and
+# GATEWAY_LEASE_SECONDS (tests lower it to see a killed worker's task redelivered quickly).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300)}
 
 # --- Model gateway -----------------------------------------------------------------------------------
 # Model aliases the product knows. Prices are per token in USD; a model without a price is not offered.
@@ -164,6 +166,32 @@ GATEWAY_MODELS = {
     },
 }
 GATEWAY_DEFAULT_MODEL = env("GATEWAY_DEFAULT_MODEL", default="smollm2")
+# Budgets, counters, reservations, the published tenant policy and circuit breakers (docs/gateway.md).
+GATEWAY_REDIS_URL = env("GATEWAY_REDIS_URL", default=CELERY_BROKER_URL)
+GATEWAY_REDIS_NAMESPACE = env("GATEWAY_REDIS_NAMESPACE", default="")  # "" = the database name
+# How long a call may own its request id and reservation before another delivery may declare it
+# interrupted and the reservation expires: above the task hard time limit, below the visibility timeout.
+GATEWAY_LEASE_SECONDS = env.int("GATEWAY_LEASE_SECONDS", default=180)
+GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=2)
+# Completed model-call records commit durably (wait for the WAL flush) unless this is off; see docs/gateway.md.
+GATEWAY_DURABLE_RECORDS = env.bool("GATEWAY_DURABLE_RECORDS", default=True)
+# A worker may reuse the tenant's allow-list, fallbacks and time zone for this long (the kill switch and
+# all limits are always read fresh by the reservation script).
+GATEWAY_POLICY_CACHE_SECONDS = env.float("GATEWAY_POLICY_CACHE_SECONDS", default=1.0)
+GATEWAY_BREAKER_THRESHOLD = env.int("GATEWAY_BREAKER_THRESHOLD", default=5)
+GATEWAY_BREAKER_WINDOW_SECONDS = env.int("GATEWAY_BREAKER_WINDOW_SECONDS", default=60)
+GATEWAY_BREAKER_COOLDOWN_SECONDS = env.int("GATEWAY_BREAKER_COOLDOWN_SECONDS", default=30)
+# What a new tenant starts with (allow-list: GATEWAY_DEFAULT_MODEL); tenant admins change it.
+GATEWAY_DEFAULT_POLICY = {
+    "daily_token_budget": env.int("GATEWAY_DEFAULT_DAILY_TOKENS", default=200_000),
+    "monthly_token_budget": env.int("GATEWAY_DEFAULT_MONTHLY_TOKENS", default=3_000_000),
+    "monthly_spend_cap": env("GATEWAY_DEFAULT_MONTHLY_SPEND_CAP", default="50.00"),
+    "user_daily_token_cap": None,
+    "requests_per_minute": env.int("GATEWAY_DEFAULT_RPM", default=120),
+    "tokens_per_minute": env.int("GATEWAY_DEFAULT_TPM", default=200_000),
+    "user_requests_per_minute": None,
+    "user_tokens_per_minute": None,
+}
 CHAT_SYSTEM_PROMPT = (
     "You are a helpful assistant for the employees of a company. Answer briefly and politely."
 )

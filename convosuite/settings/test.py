@@ -8,6 +8,7 @@ DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-not-a-secret")
 OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="test-secret")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+GATEWAY_REDIS_URL = env("GATEWAY_REDIS_URL", default=CELERY_BROKER_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 GATEWAY_SIMULATOR_BASE = env("GATEWAY_SIMULATOR_BASE", default="http://127.0.0.1:8092/v1")
@@ -33,6 +34,26 @@ GATEWAY_MODELS = {
         "output_cost_per_token": "0",
         "timeout_seconds": 5,
     },
+    # A second deployment on the simulator, used as the fallback of sim-model in failover tests.
+    "sim-fallback": {
+        "litellm_model": "openai/sim-fallback",
+        "api_base": GATEWAY_SIMULATOR_BASE,
+        "api_key": "sim-key",
+        "provider": "simulator-b",
+        "input_cost_per_token": "0.000002",
+        "output_cost_per_token": "0.000004",
+        "max_tokens": 128,
+        "timeout_seconds": 5,
+    },
+    # In the catalogue but without a price: tenants cannot enable it.
+    "sim-unpriced": {
+        "litellm_model": "openai/sim-unpriced",
+        "api_base": GATEWAY_SIMULATOR_BASE,
+        "api_key": "sim-key",
+        "provider": "simulator",
+        "max_tokens": 128,
+        "timeout_seconds": 5,
+    },
 }
 GATEWAY_DEFAULT_MODEL = "sim-model"
 CONVOSUITE_MASTER_KEYS = env.list(
@@ -40,3 +61,5 @@ CONVOSUITE_MASTER_KEYS = env.list(
 )
 # Short, so the key-rotation tests do not wait long for other processes to pick up a new key.
 CONVOSUITE_KEY_CACHE_SECONDS = env.int("CONVOSUITE_KEY_CACHE_SECONDS", default=1)
+# Calls in tests fail fast: a short backoff before each retry.
+GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=1)

@@ -3,7 +3,9 @@
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django_tenants.utils import tenant_context
 
+from gateway.actions import do_create_default_policy
 from tenants.actions import do_create_tenant
 
 DEMO_TENANTS = [
@@ -20,3 +22,10 @@ class Command(BaseCommand):
         for slug, name, domains in DEMO_TENANTS:
             tenant = do_create_tenant(slug=slug, name=name, domains=domains)
             self.stdout.write(f"tenant {tenant.schema_name}: {', '.join(domains)}")
+            if not tenant.is_platform:
+                with tenant_context(tenant):
+                    policy = do_create_default_policy(actor_label="seed_demo")
+                self.stdout.write(
+                    f"  gateway: models {', '.join(policy.allowed_models)} (default {policy.default_model}), "
+                    f"{policy.daily_token_budget} tokens/day"
+                )
