@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import Conversation, Message
 from gateway.service import GatewayError, complete
+from knowledge.retrieval import build_context_messages
 from tenants.context import current_schema
 
 TITLE_LENGTH = 60
@@ -92,13 +93,17 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     )
     if message is None or message.status != Message.Status.PENDING or message.request_id is None:
         return
+    messages = _history_for_model(message)
+    question = messages[-1]["content"] if messages[-1]["role"] == Message.Role.USER else ""
+    context_messages, citations = build_context_messages(message.conversation, question)
+    messages = [messages[0], *context_messages, *messages[1:]]
     try:
         completion = complete(
             tenant_schema=current_schema(),
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
             model=settings.GATEWAY_DEFAULT_MODEL,
-            messages=_history_for_model(message),
+            messages=messages,
         )
     except GatewayError as failure:
         message.status = Message.Status.FAILED
@@ -107,5 +112,6 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
         return
     message.content = completion.text
     message.status = Message.Status.DONE
-    message.save(update_fields=["content", "status"])
+    message.citations = citations
+    message.save(update_fields=["content", "status", "citations"])
     Conversation.objects.filter(id=message.conversation_id).update(updated_at=timezone.now())

@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", account_views.logout, name="logout"),
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("chat/", include("chat.urls")),
+    path("", include("knowledge.urls")),
 ]
 
 handler403 = "convosuite.errors.permission_denied"

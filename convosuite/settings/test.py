@@ -25,3 +25,10 @@ GATEWAY_MODELS = {
     },
 }
 GATEWAY_DEFAULT_MODEL = "sim-model"
+
+# A provider embedding model served by the simulator (used once gateway.embed exists).
+KNOWLEDGE_EMBEDDING_MODELS = {
+    **KNOWLEDGE_EMBEDDING_MODELS,  # noqa: F405
+    "sim-embedding": {"label": "Simulated provider (384)", "dimensions": 384, "backend": "gateway",
+                      "gateway_model": "sim-embedding"},
+}  # fmt: skip
