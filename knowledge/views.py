@@ -37,6 +37,10 @@ def _bad_request(message: str, target: str = "#upload-error") -> HttpResponse:
     return response
 
 
+def _render_documents(request: HttpRequest, knowledge_base: KnowledgeBase) -> HttpResponse:
+    return render(request, "console/knowledge/_documents.html", _documents_context(knowledge_base))
+
+
 def _documents_context(knowledge_base: KnowledgeBase) -> dict[str, object]:
     documents = documents_with_versions(knowledge_base)
     pending = any(d.latest_version is not None and not d.latest_version.is_settled for d in documents)
@@ -88,7 +92,7 @@ def knowledge_base_detail(request: HttpRequest, knowledge_base_id: uuid.UUID) ->
 def document_list(request: HttpRequest, knowledge_base_id: uuid.UUID) -> HttpResponse:
     """Polled by htmx while any document is still being processed."""
     knowledge_base = access_knowledge_base_by_id(knowledge_base_id)
-    return render(request, "console/knowledge/_documents.html", _documents_context(knowledge_base))
+    return _render_documents(request, knowledge_base)
 
 
 @require_POST
@@ -99,7 +103,7 @@ def upload_documents(request: HttpRequest, knowledge_base_id: uuid.UUID) -> Http
         do_upload_documents(knowledge_base, request.FILES.getlist("files"), acting_user=request.user)
     except KnowledgeInputError as rejection:
         return _bad_request(str(rejection))
-    return document_list(request, knowledge_base_id)
+    return _render_documents(request, knowledge_base)
 
 
 @require_POST
@@ -113,7 +117,7 @@ def upload_new_version(request: HttpRequest, knowledge_base_id: uuid.UUID, docum
         )
     except KnowledgeInputError as rejection:
         return _bad_request(str(rejection))
-    return document_list(request, knowledge_base_id)
+    return _render_documents(request, knowledge_base)
 
 
 @require_POST
@@ -121,7 +125,7 @@ def upload_new_version(request: HttpRequest, knowledge_base_id: uuid.UUID, docum
 def delete_document(request: HttpRequest, knowledge_base_id: uuid.UUID, document_id: uuid.UUID) -> HttpResponse:
     knowledge_base = access_knowledge_base_by_id(knowledge_base_id)
     do_delete_document(access_document_by_id(knowledge_base, document_id), acting_user=request.user)
-    return document_list(request, knowledge_base_id)
+    return _render_documents(request, knowledge_base)
 
 
 @require_POST
