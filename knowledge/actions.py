@@ -134,13 +134,16 @@ def do_update_knowledge_base_settings(
         return knowledge_base
     knowledge_base.save(update_fields=["use_in_chat_by_default", "embedding_model", "embedding_dimension"])
     if model_changed:
-        versions = DocumentVersion.objects.select_related("document").filter(document__knowledge_base=knowledge_base).exclude(
-            state=DocumentVersion.State.FAILED
+        versions = (
+            DocumentVersion.objects.select_related("document")
+            .filter(document__knowledge_base=knowledge_base)
+            .exclude(state=DocumentVersion.State.FAILED)
         )
         to_reembed = [
             version.id
             for version in versions
-            if version.document.active_version_id == version.id or version.document.latest_version_id == version.id
+            if version.document.active_version_id == version.id
+            or version.document.latest_version_id == version.id
         ]
         DocumentVersion.objects.filter(id__in=to_reembed).update(
             state=DocumentVersion.State.QUEUED, chunks_embedded=0, embedded_with=""
@@ -303,7 +306,10 @@ def do_ingest_document_version(version_id: uuid.UUID, *, slice_seconds: float | 
     if not locked:
         return False  # another worker is on this version right now; it finishes or re-queues it
     try:
-        return _ingest_locked(version_id, slice_seconds if slice_seconds is not None else settings.KNOWLEDGE_INGEST_SLICE_SECONDS)
+        return _ingest_locked(
+            version_id,
+            slice_seconds if slice_seconds is not None else settings.KNOWLEDGE_INGEST_SLICE_SECONDS,
+        )
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

@@ -41,7 +41,7 @@ def embedding_model_choices() -> list[EmbeddingModelChoice]:
         EmbeddingModelChoice(
             alias=alias,
             label=str(spec.get("label", alias)),
-            dimensions=int(spec["dimensions"]),
+            dimensions=int(str(spec["dimensions"])),
             backend=str(spec["backend"]),
             gateway_model=str(spec.get("gateway_model", "")),
         )
@@ -80,7 +80,9 @@ class LocalMiniLMBackend:
         try:
             return shared_encoder().encode(texts)
         except ModelFilesMissing as missing:
-            raise EmbeddingUnavailable("The local embedding model is not installed on this server.") from missing
+            raise EmbeddingUnavailable(
+                "The local embedding model is not installed on this server."
+            ) from missing
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
@@ -104,7 +106,9 @@ class GatewayEmbeddingBackend:
 
         embed = getattr(service, "embed", None)
         if embed is None:
-            raise EmbeddingUnavailable("Provider embedding models are not available yet; use the local model.")
+            raise EmbeddingUnavailable(
+                "Provider embedding models are not available yet; use the local model."
+            )
         from gateway.errors import GatewayError
 
         try:

@@ -96,7 +96,9 @@ def parse_document(file_name: str, raw: bytes, limits: ParseLimits | None = None
         raise
     except Exception as failure:  # noqa: BLE001 - any parser crash on hostile input is that file's problem
         logger.warning("document parser failed: %s", type(failure).__name__)
-        raise DocumentRejected(f"The file could not be read as {kind.upper()}: it may be damaged.") from failure
+        raise DocumentRejected(
+            f"The file could not be read as {kind.upper()}: it may be damaged."
+        ) from failure
     text = _normalise(text)
     if len(text) > limits.max_text_chars:
         raise DocumentRejected(
@@ -104,7 +106,9 @@ def parse_document(file_name: str, raw: bytes, limits: ParseLimits | None = None
         )
     if not text.strip():
         if kind == "pdf":
-            raise DocumentRejected("No text found in the PDF (a scanned PDF needs OCR, which is not supported).")
+            raise DocumentRejected(
+                "No text found in the PDF (a scanned PDF needs OCR, which is not supported)."
+            )
         raise DocumentRejected("No text found in the document.")
     return text
 
@@ -231,7 +235,9 @@ def _docx_to_text(raw: bytes, limits: ParseLimits) -> str:
             f"The DOCX unpacks to {human_size(total)}; the limit is {human_size(limits.max_docx_uncompressed_bytes)}."
         )
     for entry in entries:
-        if entry.file_size > 1024 * 1024 and entry.file_size > limits.max_docx_ratio * max(entry.compress_size, 1):
+        if entry.file_size > 1024 * 1024 and entry.file_size > limits.max_docx_ratio * max(
+            entry.compress_size, 1
+        ):
             raise DocumentRejected(
                 "The DOCX is compressed suspiciously well (a possible zip bomb); it was not opened."
             )

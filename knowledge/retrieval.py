@@ -125,7 +125,9 @@ def chat_knowledge_bases(conversation: Any) -> list[KnowledgeBase]:
     return list(KnowledgeBase.objects.filter(use_in_chat_by_default=True))
 
 
-def build_context_messages(conversation: Any, question: str) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+def build_context_messages(
+    conversation: Any, question: str
+) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """Model messages carrying the retrieved passages, and the citations to store with the answer.
     Retrieval failure degrades to an answer without passages (logged without any text)."""
     knowledge_bases = chat_knowledge_bases(conversation)

@@ -24,7 +24,9 @@ def ingest_document_version(tenant_schema: str, version_id: str) -> None:
         more = do_ingest_document_version(version_uuid)
     except SoftTimeLimitExceeded:
         logger.warning("knowledge ingestion of version %s hit the time limit", version_id)
-        do_mark_version_failed(version_uuid, "Reading this file took too long; it may be malformed. Try a simpler export.")
+        do_mark_version_failed(
+            version_uuid, "Reading this file took too long; it may be malformed. Try a simpler export."
+        )
         return
     if more:
         ingest_document_version.delay(tenant_schema, version_id)

@@ -11,7 +11,9 @@ urlpatterns = [
     path("console/knowledge/<uuid:knowledge_base_id>/settings/", views.update_settings, name="settings"),
     path("console/knowledge/<uuid:knowledge_base_id>/delete/", views.delete_knowledge_base, name="delete"),
     path("console/knowledge/<uuid:knowledge_base_id>/documents/", views.document_list, name="documents"),
-    path("console/knowledge/<uuid:knowledge_base_id>/documents/upload/", views.upload_documents, name="upload"),
+    path(
+        "console/knowledge/<uuid:knowledge_base_id>/documents/upload/", views.upload_documents, name="upload"
+    ),
     path(
         "console/knowledge/<uuid:knowledge_base_id>/documents/<uuid:document_id>/versions/",
         views.upload_new_version,

@@ -108,12 +108,17 @@ def upload_documents(request: HttpRequest, knowledge_base_id: uuid.UUID) -> Http
 
 @require_POST
 @tenant_view(roles=ADMIN)
-def upload_new_version(request: HttpRequest, knowledge_base_id: uuid.UUID, document_id: uuid.UUID) -> HttpResponse:
+def upload_new_version(
+    request: HttpRequest, knowledge_base_id: uuid.UUID, document_id: uuid.UUID
+) -> HttpResponse:
     knowledge_base = access_knowledge_base_by_id(knowledge_base_id)
     document = access_document_by_id(knowledge_base, document_id)
     try:
         do_upload_documents(
-            knowledge_base, request.FILES.getlist("files"), acting_user=request.user, replace_document=document
+            knowledge_base,
+            request.FILES.getlist("files"),
+            acting_user=request.user,
+            replace_document=document,
         )
     except KnowledgeInputError as rejection:
         return _bad_request(str(rejection))
@@ -122,7 +127,9 @@ def upload_new_version(request: HttpRequest, knowledge_base_id: uuid.UUID, docum
 
 @require_POST
 @tenant_view(roles=ADMIN)
-def delete_document(request: HttpRequest, knowledge_base_id: uuid.UUID, document_id: uuid.UUID) -> HttpResponse:
+def delete_document(
+    request: HttpRequest, knowledge_base_id: uuid.UUID, document_id: uuid.UUID
+) -> HttpResponse:
     knowledge_base = access_knowledge_base_by_id(knowledge_base_id)
     do_delete_document(access_document_by_id(knowledge_base, document_id), acting_user=request.user)
     return _render_documents(request, knowledge_base)
@@ -176,5 +183,9 @@ def test_query(request: HttpRequest, knowledge_base_id: uuid.UUID) -> HttpRespon
 @tenant_view()
 def passage_detail(request: HttpRequest, chunk_id: uuid.UUID) -> HttpResponse:
     chunk = access_passage_by_id(request.user, chunk_id)
-    context = {"chunk": chunk, "text": decrypt_for_tenant(chunk.text_token), "passage_number": chunk.ordinal + 1}
+    context = {
+        "chunk": chunk,
+        "text": decrypt_for_tenant(chunk.text_token),
+        "passage_number": chunk.ordinal + 1,
+    }
     return render(request, "console/knowledge/passage.html", context)

@@ -3,9 +3,15 @@
 Local, test and production modules override only what differs; production never defaults a secret.
 """
 
+import os
 from pathlib import Path
 
 import environ
+
+# One BLAS thread per process, set before numpy loads (knowledge/minilm.py): web and worker processes
+# already run one per core, and OpenBLAS's spinning threads collapse under CPU contention (measured: the
+# local embedding model ran 3-8x slower with its default thread count on a busy 2-core machine).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -164,7 +170,7 @@ CHAT_HISTORY_MESSAGES = 12
 # --- Knowledge bases (knowledge/, docs/knowledge.md) -------------------------------------------------
 # Embedding models a knowledge base may use. "local": all-MiniLM-L6-v2 in-process (knowledge/minilm.py);
 # "gateway": a provider model called through gateway.embed (recorded and budgeted like any model call).
-KNOWLEDGE_EMBEDDING_MODELS: dict[str, dict[str, object]] = {
+KNOWLEDGE_EMBEDDING_MODELS: dict[str, dict[str, str | int]] = {
     "local-minilm": {"label": "all-MiniLM-L6-v2 (local, CPU)", "dimensions": 384, "backend": "local"},
 }
 KNOWLEDGE_DEFAULT_EMBEDDING_MODEL = "local-minilm"
@@ -173,7 +179,7 @@ KNOWLEDGE_MAX_FILES_PER_UPLOAD = env.int("KNOWLEDGE_MAX_FILES_PER_UPLOAD", defau
 KNOWLEDGE_MAX_TEXT_CHARS = env.int("KNOWLEDGE_MAX_TEXT_CHARS", default=2_000_000)
 KNOWLEDGE_MAX_PDF_PAGES = env.int("KNOWLEDGE_MAX_PDF_PAGES", default=1000)
 KNOWLEDGE_MAX_PDF_OBJECTS = env.int("KNOWLEDGE_MAX_PDF_OBJECTS", default=200_000)
-KNOWLEDGE_MAX_DOCX_UNCOMPRESSED_BYTES = env.int("KNOWLEDGE_MAX_DOCX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
+KNOWLEDGE_MAX_DOCX_UNCOMPRESSED_BYTES = env.int("KNOWLEDGE_MAX_DOCX_UNPACKED_BYTES", default=100 << 20)
 KNOWLEDGE_MAX_DOCX_COMPRESSION_RATIO = env.int("KNOWLEDGE_MAX_DOCX_COMPRESSION_RATIO", default=100)
 KNOWLEDGE_CHUNK_CHARS = 800
 KNOWLEDGE_CHUNK_OVERLAP_CHARS = 120

@@ -41,7 +41,9 @@ def test_admin_uploads_a_document_and_the_chat_answer_cites_it(
 
     page.set_input_files("#upload-files", [str(handbook), str(notes)])
     page.click("#upload-button")
-    expect(page.locator('[data-document="visitor-guide.md"][data-state="ready"]')).to_be_visible(timeout=60_000)
+    expect(page.locator('[data-document="visitor-guide.md"][data-state="ready"]')).to_be_visible(
+        timeout=60_000
+    )
     failed = page.locator('[data-document="broken.pdf"][data-state="failed"]')
     expect(failed).to_contain_text("The file is not a PDF")
 

@@ -21,7 +21,9 @@ def make_pdf(pages: list[str]) -> bytes:
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
             b"/Contents " + str(content_id).encode() + b" 0 R >>"
         )
-        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
+        objects.append(
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"
+        )
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []

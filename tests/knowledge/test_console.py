@@ -23,7 +23,9 @@ def test_admin_creates_a_knowledge_base_and_sees_it_listed(acme: Tenant) -> None
     admin = make_member(acme, roles=["tenant_admin"])
     client = client_for(acme, admin)
     assert client.get("/console/knowledge/").status_code == 200
-    response = client.post("/console/knowledge/new/", {"name": "  HR   handbook ", "use_in_chat_by_default": "on"})
+    response = client.post(
+        "/console/knowledge/new/", {"name": "  HR   handbook ", "use_in_chat_by_default": "on"}
+    )
     assert response.status_code == 302
     with tenant_context(acme):
         kb = KnowledgeBase.objects.get(name="HR handbook")
@@ -60,7 +62,7 @@ def test_upload_lists_each_file_with_its_state_and_reason(acme: Tenant) -> None:
     body = response.content.decode()
     assert response.status_code == 200
     assert 'data-document="a.txt" data-state="queued"' in body
-    assert "hx-trigger=\"every 1s\"" in body  # keeps polling while work is pending
+    assert 'hx-trigger="every 1s"' in body  # keeps polling while work is pending
     with tenant_context(acme):
         for version in DocumentVersion.objects.filter(document__knowledge_base=kb):
             while do_ingest_document_version(version.id):
@@ -87,7 +89,9 @@ def test_test_query_shows_passages_with_scores(acme: Tenant) -> None:
         [version] = DocumentVersion.objects.filter(document__knowledge_base=kb)
         while do_ingest_document_version(version.id):
             pass
-    body = client.post(f"/console/knowledge/{kb.id}/query/", {"question": "Where do visitors park?"}).content.decode()
+    body = client.post(
+        f"/console/knowledge/{kb.id}/query/", {"question": "Where do visitors park?"}
+    ).content.decode()
     assert "garage B" in body and "parking.txt" in body and 'data-results="1"' in body
     assert client.post(f"/console/knowledge/{kb.id}/query/", {"question": " "}).status_code == 400
 
@@ -96,11 +100,18 @@ def test_members_open_cited_passages_only_of_chat_knowledge_bases(acme: Tenant) 
     admin = make_member(acme, roles=["tenant_admin"])
     user = make_member(acme)
     with tenant_context(acme):
-        shared = do_create_knowledge_base(f"Shared {uuid.uuid4()}", acting_user=admin, use_in_chat_by_default=True)
+        shared = do_create_knowledge_base(
+            f"Shared {uuid.uuid4()}", acting_user=admin, use_in_chat_by_default=True
+        )
         private = do_create_knowledge_base(f"Private {uuid.uuid4()}", acting_user=admin)
     admin_client = client_for(acme, admin)
-    for kb, text in ((shared, b"Shared fact: the gym opens at 6."), (private, b"Private fact: layoffs in May.")):
-        admin_client.post(f"/console/knowledge/{kb.id}/documents/upload/", {"files": [SimpleUploadedFile("f.txt", text)]})
+    for kb, text in (
+        (shared, b"Shared fact: the gym opens at 6."),
+        (private, b"Private fact: layoffs in May."),
+    ):
+        admin_client.post(
+            f"/console/knowledge/{kb.id}/documents/upload/", {"files": [SimpleUploadedFile("f.txt", text)]}
+        )
     with tenant_context(acme):
         for version in DocumentVersion.objects.filter(document__knowledge_base__in=[shared, private]):
             while do_ingest_document_version(version.id):

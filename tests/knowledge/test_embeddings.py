@@ -23,7 +23,11 @@ def test_local_encoder_matches_sentence_transformers_reference_vectors() -> None
 
 def test_similar_sentences_are_closer_than_unrelated_ones() -> None:
     a, b, c = shared_encoder().encode(
-        ["How many days do I have to return an item?", "Refunds are accepted within 30 days.", "The server room is on floor 3."]
+        [
+            "How many days do I have to return an item?",
+            "Refunds are accepted within 30 days.",
+            "The server room is on floor 3.",
+        ]
     )
     assert float(a @ b) > float(a @ c) + 0.2
 
@@ -42,7 +46,9 @@ def test_weights_with_another_checksum_are_refused(tmp_path: Path) -> None:
         _read_safetensors(copy, "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
 
 
-def test_provider_backend_reports_clearly_when_the_gateway_cannot_embed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provider_backend_reports_clearly_when_the_gateway_cannot_embed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from gateway import service
 
     backend = backend_for_model("sim-embedding")

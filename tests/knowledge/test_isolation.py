@@ -33,7 +33,9 @@ def canary_document(tenant: str, canary: str) -> bytes:
 def upload_through_console(tenant: Tenant, canary: str, wait_for: Any) -> KnowledgeBase:
     admin = make_member(tenant, roles=["tenant_admin"])
     with tenant_context(tenant):
-        kb = do_create_knowledge_base(f"Handbook {uuid.uuid4()}", acting_user=admin, use_in_chat_by_default=True)
+        kb = do_create_knowledge_base(
+            f"Handbook {uuid.uuid4()}", acting_user=admin, use_in_chat_by_default=True
+        )
     response = client_for(tenant, admin).post(
         f"/console/knowledge/{kb.id}/documents/upload/",
         {
@@ -61,7 +63,10 @@ def upload_through_console(tenant: Tenant, canary: str, wait_for: Any) -> Knowle
 def test_canaries_never_cross_tenants_in_retrieval_or_chat_under_concurrent_load(
     acme: Tenant, globex: Tenant, sim: SimulatorControl, wait_for: Any
 ) -> None:
-    canaries = {"acme": f"CANARY-ACME-{uuid.uuid4().hex[:10]}", "globex": f"CANARY-GLOBEX-{uuid.uuid4().hex[:10]}"}
+    canaries = {
+        "acme": f"CANARY-ACME-{uuid.uuid4().hex[:10]}",
+        "globex": f"CANARY-GLOBEX-{uuid.uuid4().hex[:10]}",
+    }
     tenants = {"acme": acme, "globex": globex}
     for slug, tenant in tenants.items():
         upload_through_console(tenant, canaries[slug], wait_for)
@@ -95,7 +100,9 @@ def test_canaries_never_cross_tenants_in_retrieval_or_chat_under_concurrent_load
             connections.close_all()  # this thread's own connection
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        asked = list(pool.map(lambda job: ask(*job), [(s, n) for n in range(QUESTIONS_PER_TENANT) for s in tenants]))
+        asked = list(
+            pool.map(lambda job: ask(*job), [(s, n) for n in range(QUESTIONS_PER_TENANT) for s in tenants])
+        )
 
     for slug, conversation_id in asked:
         other = canaries["globex" if slug == "acme" else "acme"]

@@ -10,7 +10,10 @@ from tests.knowledge.documents import make_docx, make_docx_zip_bomb, make_pdf
 
 
 def test_plain_text_and_markdown_are_read_as_utf8() -> None:
-    assert parse_document("notes.txt", "Grüße aus Köln\r\nzweite Zeile".encode()) == "Grüße aus Köln\nzweite Zeile"
+    assert (
+        parse_document("notes.txt", "Grüße aus Köln\r\nzweite Zeile".encode())
+        == "Grüße aus Köln\nzweite Zeile"
+    )
     assert parse_document("readme.md", b"\xef\xbb\xbf# Title\n\nBody") == "# Title\n\nBody"
 
 
@@ -28,7 +31,9 @@ def test_html_keeps_visible_text_and_drops_scripts_and_styles() -> None:
 
 
 def test_pdf_text_is_extracted_from_every_page() -> None:
-    text = parse_document("handbook.pdf", make_pdf(["First page about travel.", "Second page about refunds."]))
+    text = parse_document(
+        "handbook.pdf", make_pdf(["First page about travel.", "Second page about refunds."])
+    )
     assert "First page about travel." in text
     assert "Second page about refunds." in text
 
@@ -48,7 +53,11 @@ def test_docx_paragraphs_are_extracted() -> None:
         ("binary.txt", b"abc\x00def", "The file contains binary data, not text."),
         ("blank.md", b"   \n\n  ", "No text found in the document."),
         ("fake.pdf", b"this is not a pdf", "The file is not a PDF"),
-        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\n%%EOF garbage", "The file could not be read as PDF"),
+        (
+            "broken.pdf",
+            b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\n%%EOF garbage",
+            "The file could not be read as PDF",
+        ),
         ("fake.docx", b"plain text pretending", "The file is not a DOCX document"),
         ("broken.docx", b"PK\x03\x04" + b"\x00" * 50, "The DOCX file is damaged"),
     ],
@@ -97,7 +106,9 @@ def test_text_longer_than_the_limit_is_refused() -> None:
 
 
 def test_chunks_are_deterministic_bounded_and_overlapping() -> None:
-    text = "\n\n".join(f"Paragraph {n}. " + "The quick brown fox jumps over the lazy dog. " * 6 for n in range(20))
+    text = "\n\n".join(
+        f"Paragraph {n}. " + "The quick brown fox jumps over the lazy dog. " * 6 for n in range(20)
+    )
     chunks = chunk_text(text, max_chars=400, overlap_chars=80)
     assert chunks == chunk_text(text, max_chars=400, overlap_chars=80)
     assert all(len(chunk) <= 400 for chunk in chunks)
