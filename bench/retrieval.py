@@ -223,7 +223,7 @@ def main() -> None:
 
     print(f"chunks in tenant schema {tenant.schema_name!r}: {total:,}")
     print(
-        f"base passages embedded: {len(base_texts):,} in {embed_seconds:.1f} s; COPY {copy_seconds:.1f} s; HNSW build {index_seconds:.1f} s"
+        f"passages embedded (corpus seeds + held-out queries): {len(base_texts) + len(held_out):,} in {embed_seconds:.1f} s; COPY {copy_seconds:.1f} s; HNSW build {index_seconds:.1f} s"
     )
     print("plan: " + " / ".join(line.strip() for line in plan.splitlines()[:3]))
     print()

@@ -70,13 +70,16 @@ def start_web(port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     return process
 
 
-def start_worker(name: str, env: Mapping[str, str], concurrency: int = 2) -> subprocess.Popen[bytes]:
+def start_worker(
+    name: str, env: Mapping[str, str], concurrency: int = 2, queues: str | None = None
+) -> subprocess.Popen[bytes]:
     process = _spawn(
         name,
         [
             sys.executable, "-m", "celery", "-A", "convosuite", "worker",
             "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
+            *(["--queues", queues] if queues else []),
         ],
         env,
     )  # fmt: skip
