@@ -4,6 +4,7 @@ Thin: parse, check access (tenant_view + access_* helpers), call one action, ren
 import time
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -24,6 +25,7 @@ from knowledge.actions import (
 from knowledge.crypto_seam import decrypt_for_tenant
 from knowledge.embeddings import EmbeddingUnavailable, embedding_model_choices
 from knowledge.models import KnowledgeBase
+from knowledge.parsing import human_size
 from knowledge.retrieval import search_knowledge_bases
 
 ADMIN = ["tenant_admin"]
@@ -34,6 +36,24 @@ def _bad_request(message: str, target: str = "#upload-error") -> HttpResponse:
     response = HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     response["HX-Retarget"] = target
     response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def _upload_too_large(request: HttpRequest) -> HttpResponse | None:
+    """Refuse an oversized request before Django spools its files to disk."""
+    files = settings.KNOWLEDGE_MAX_FILES_PER_UPLOAD
+    limit = settings.KNOWLEDGE_MAX_UPLOAD_BYTES * files + (1 << 20)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= limit:
+        return None
+    response = _bad_request(
+        f"The upload is too large: at most {files} file{'s' if files != 1 else ''} of "
+        f"{human_size(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)} each."
+    )
+    response.status_code = 413
     return response
 
 
@@ -99,6 +119,8 @@ def document_list(request: HttpRequest, knowledge_base_id: uuid.UUID) -> HttpRes
 @tenant_view(roles=ADMIN)
 def upload_documents(request: HttpRequest, knowledge_base_id: uuid.UUID) -> HttpResponse:
     knowledge_base = access_knowledge_base_by_id(knowledge_base_id)
+    if too_large := _upload_too_large(request):
+        return too_large
     try:
         do_upload_documents(knowledge_base, request.FILES.getlist("files"), acting_user=request.user)
     except KnowledgeInputError as rejection:
@@ -113,6 +135,8 @@ def upload_new_version(
 ) -> HttpResponse:
     knowledge_base = access_knowledge_base_by_id(knowledge_base_id)
     document = access_document_by_id(knowledge_base, document_id)
+    if too_large := _upload_too_large(request):
+        return too_large
     try:
         do_upload_documents(
             knowledge_base,

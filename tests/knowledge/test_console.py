@@ -1,6 +1,7 @@
 """Console pages: tenant admins only, everything scoped to the tenant of the domain."""
 
 import uuid
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -123,3 +124,34 @@ def test_members_open_cited_passages_only_of_chat_knowledge_bases(acme: Tenant) 
     hidden = client.get(f"/knowledge/passages/{private_chunk.id}/")
     assert hidden.status_code == client.get(f"/knowledge/passages/{uuid.uuid4()}/").status_code == 404
     assert admin_client.get(f"/knowledge/passages/{private_chunk.id}/").status_code == 200
+
+
+def test_oversized_upload_request_is_refused_before_reading_files(acme: Tenant, settings: Any) -> None:
+    settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 1000
+    settings.KNOWLEDGE_MAX_FILES_PER_UPLOAD = 1
+    admin = make_member(acme, roles=["tenant_admin"])
+    with tenant_context(acme):
+        kb = do_create_knowledge_base(f"Big {uuid.uuid4()}", acting_user=admin)
+    response = client_for(acme, admin).post(
+        f"/console/knowledge/{kb.id}/documents/upload/",
+        {"files": [SimpleUploadedFile("big.txt", b"x" * (2 << 20))]},
+    )
+    assert response.status_code == 413
+    assert response.content.decode() == "The upload is too large: at most 1 file of 1000 bytes each."
+    with tenant_context(acme):
+        assert not DocumentVersion.objects.filter(document__knowledge_base=kb).exists()
+
+
+def test_console_routes_are_for_tenant_admins_and_passages_for_members() -> None:
+    from django.urls import get_resolver
+
+    from tests.test_access_rules import walk
+
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("knowledge:")
+    }
+    assert rules.pop("knowledge:passage") == {"end_user", "tenant_admin"}
+    assert len(rules) == 10
+    assert all(rule == {"tenant_admin"} for rule in rules.values())
