@@ -6,7 +6,7 @@ import pytest
 
 from knowledge.chunking import chunk_text
 from knowledge.parsing import DocumentRejected, ParseLimits, parse_document
-from tests.knowledge.documents import make_docx, make_docx_zip_bomb, make_pdf
+from tests.knowledge.documents import make_docx, make_docx_zip_bomb, make_pdf, make_pdf_flate_bomb
 
 
 def test_plain_text_and_markdown_are_read_as_utf8() -> None:
@@ -122,3 +122,11 @@ def test_chunks_are_deterministic_bounded_and_overlapping() -> None:
 def test_one_enormous_word_is_still_cut() -> None:
     chunks = chunk_text("x" * 2000, max_chars=500)
     assert all(len(chunk) <= 500 for chunk in chunks) and "".join(chunks) == "x" * 2000
+
+
+def test_pdf_decompression_bomb_is_refused() -> None:
+    bomb = make_pdf_flate_bomb(inflated_mb=100)
+    assert len(bomb) < 1_000_000
+    with pytest.raises(DocumentRejected) as refusal:
+        parse_document("bomb.pdf", bomb)
+    assert str(refusal.value).startswith(("The file could not be read as PDF", "The document has more than"))
