@@ -12,6 +12,7 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.conf import settings
 
@@ -189,8 +190,18 @@ def _pdf_to_text(raw: bytes, limits: ParseLimits) -> str:
     if not raw.startswith(b"%PDF-"):
         raise DocumentRejected("The file is not a PDF (it does not start with a PDF header).")
     from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
 
-    reader = PdfReader(io.BytesIO(raw), strict=False)
+    try:
+        return _pdf_text_within_limits(PdfReader(io.BytesIO(raw), strict=False), limits)
+    except LimitReachedError as bomb:
+        # pypdf caps how much a stream may inflate (75 MB by default).
+        raise DocumentRejected(
+            "The PDF inflates to more data than allowed (a possible decompression bomb); it was not read."
+        ) from bomb
+
+
+def _pdf_text_within_limits(reader: Any, limits: ParseLimits) -> str:
     if reader.is_encrypted:
         try:
             reader.decrypt("")

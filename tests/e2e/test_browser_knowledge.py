@@ -33,6 +33,8 @@ def test_admin_uploads_a_document_and_the_chat_answer_cites_it(
     sign_in(page, stack, "acme", "admin@acme.example")
     expect(page).to_have_url(re.compile(r"/chat/$"))
     page.goto(stack.url("acme", "/console/knowledge/"))
+    expect(page.locator("h1")).to_have_text("Knowledge bases")
+    screenshot(page, "knowledge-home")
     kb_name = f"Visitor info {uuid.uuid4().hex[:6]}"
     page.fill("#kb-name", kb_name)
     page.check("#kb-use-in-chat")
@@ -64,6 +66,7 @@ def test_admin_uploads_a_document_and_the_chat_answer_cites_it(
         citation.click()
     passage = opened.value
     expect(passage.locator("#passage-text")).to_contain_text("Visitors park in garage B")
+    screenshot(passage, "knowledge-passage")
     # What the model was sent: the passage, quoted apart from the instructions.
     [request] = [r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]
     assert "<<<PASSAGE 1>>>" in str(request["body"]) and "garage B" in str(request["body"])
