@@ -5,6 +5,7 @@ import uuid
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
 from chat.tasks import requires_tenant_context
 from knowledge.actions import do_ingest_document_version, do_mark_version_failed
@@ -16,7 +17,11 @@ logger = logging.getLogger(__name__)
 # the chunks already stored are kept (keyed by version, model and ordinal). Each run works for at most
 # KNOWLEDGE_INGEST_SLICE_SECONDS and then re-queues itself, so the soft limit below is only reached by a
 # parser stuck on a hostile file, which then fails that document alone.
-@shared_task(name="knowledge.ingest_document_version", soft_time_limit=100, time_limit=130)
+@shared_task(
+    name="knowledge.ingest_document_version",
+    soft_time_limit=settings.KNOWLEDGE_INGEST_SLICE_SECONDS + 60,
+    time_limit=settings.KNOWLEDGE_INGEST_SLICE_SECONDS + 90,
+)
 @requires_tenant_context
 def ingest_document_version(tenant_schema: str, version_id: str) -> None:
     version_uuid = uuid.UUID(version_id)

@@ -47,7 +47,7 @@ def test_document_survives_its_worker_process_being_killed(
         document.save(update_fields=["latest_version"])
         ingest_document_version.apply_async(("acme", str(version.id)), queue=QUEUE)
 
-    env = {**stack_env, "KNOWLEDGE_INGEST_SLICE_SECONDS": "600"}
+    env = {**stack_env, "KNOWLEDGE_INGEST_SLICE_SECONDS": "300"}
     worker = processes.start_worker("restart-worker", env, concurrency=1, queues=QUEUE)
     try:
 
