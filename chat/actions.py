@@ -16,6 +16,7 @@ from gateway.errors import GatewayError
 from gateway.models import ModelCall
 from gateway.policy import default_model_for_tenant
 from gateway.streaming import StreamResult, stream
+from knowledge.retrieval import build_context_messages
 from prompts.actions import AgentPrompt, agent_prompt_for
 from prompts.models import PromptTemplate
 from tenants.context import current_schema
@@ -134,13 +135,18 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     system_prompt = agent.system_prompt if agent else settings.CHAT_SYSTEM_PROMPT
     remember_sensitive_text(system_prompt)
     result: StreamResult | None = None
+    messages = _history_for_model(message, system_prompt)
+    question = messages[-1]["content"] if messages[-1]["role"] == Message.Role.USER else ""
+    # Passages from the tenant's knowledge bases, as delimited quoted context after the instructions.
+    context_messages, citations = build_context_messages(message.conversation, question)
+    messages = [messages[0], *context_messages, *messages[1:]]
     try:
         for event in stream(
             tenant_schema=tenant_schema,
             request_id=message.request_id,
             user_id=message.conversation.owner_id,
             model=agent.model if agent else default_model_for_tenant(tenant_schema),
-            messages=_history_for_model(message, system_prompt),
+            messages=messages,
             max_tokens=agent.max_tokens if agent else None,
         ):
             if event.kind == "token":
@@ -164,7 +170,8 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
         message.status = Message.Status.FAILED
         reason = result.error.user_message if result.error else "The answer was cut off."
         message.error_for_user = reason[:500]
-    message.save(update_fields=["content", "status", "error_for_user"])
+    message.citations = citations
+    message.save(update_fields=["content", "status", "error_for_user", "citations"])
     Conversation.objects.filter(id=message.conversation_id).update(updated_at=timezone.now())
     publisher.end(message.status)
 

@@ -52,6 +52,8 @@ class Message(models.Model):
     # Assistant messages: the gateway request id, which makes the model call idempotent.
     request_id = models.UUIDField(null=True, blank=True, unique=True)
     error_for_user = models.CharField(max_length=500, blank=True)
+    # Assistant messages answered from knowledge bases: the passages quoted to the model (knowledge.retrieval).
+    citations = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -29,7 +29,7 @@ CONSOLE_NAV: list[NavItem] = [
     NavItem("model-calls", "Model calls", "Monitor", "console:model_calls"),
     NavItem("audit", "Audit events", "Monitor", "console:audit"),
     NavItem("prompts", "Prompts", "Configure", "prompts:list"),
-    NavItem("knowledge", "Knowledge", "Configure"),
+    NavItem("knowledge", "Knowledge", "Configure", "knowledge:home"),
     NavItem("models", "Models", "Configure"),
     NavItem("budgets", "Budgets & limits", "Configure"),
     NavItem("kill-switch", "Kill switch", "Configure"),

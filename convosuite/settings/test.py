@@ -63,3 +63,10 @@ CONVOSUITE_MASTER_KEYS = env.list(
 CONVOSUITE_KEY_CACHE_SECONDS = env.int("CONVOSUITE_KEY_CACHE_SECONDS", default=1)
 # Calls in tests fail fast: a short backoff before each retry.
 GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=1)
+
+# A provider embedding model served by the simulator (used once gateway.embed exists).
+KNOWLEDGE_EMBEDDING_MODELS = {
+    **KNOWLEDGE_EMBEDDING_MODELS,  # noqa: F405
+    "sim-embedding": {"label": "Simulated provider (384)", "dimensions": 384, "backend": "gateway",
+                      "gateway_model": "sim-embedding"},
+}  # fmt: skip

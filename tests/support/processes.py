@@ -71,7 +71,11 @@ def start_web(port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
 
 
 def start_worker(
-    name: str, env: Mapping[str, str], concurrency: int = 2, extra_args: tuple[str, ...] = ()
+    name: str,
+    env: Mapping[str, str],
+    concurrency: int = 2,
+    extra_args: tuple[str, ...] = (),
+    queues: str | None = None,
 ) -> subprocess.Popen[bytes]:
     process = _spawn(
         name,
@@ -79,6 +83,7 @@ def start_worker(
             sys.executable, "-m", "celery", "-A", "convosuite", "worker",
             "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra_args,
+            *(["--queues", queues] if queues else []),
         ],
         env,
     )  # fmt: skip

@@ -1,0 +1,15 @@
+"""The one place knowledge text is encrypted and decrypted with the current tenant's data key (keys.crypto).
+
+Document and chunk text are stored as tokens from these functions; raw SQL reads (retrieval) decrypt them here
+too. The vectors stay in the clear so that the HNSW index can search them.
+"""
+
+from keys.crypto import decrypt_text, encrypt_text
+
+
+def encrypt_for_tenant(text: str) -> str:
+    return encrypt_text(text) if text else ""
+
+
+def decrypt_for_tenant(token: str) -> str:
+    return decrypt_text(token) if token else ""
