@@ -45,6 +45,7 @@ def tenant_view(
             return view(request, *args, **kwargs)
 
         wrapped.tenant_access = allowed  # type: ignore[attr-defined]
+        wrapped.hidden_from_other_roles = hide_from_other_roles  # type: ignore[attr-defined]
         return wrapped
 
     return decorator

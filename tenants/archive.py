@@ -16,6 +16,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
+from keys.crypto import PREFIX as ENCRYPTED_PREFIX
+from keys.crypto import decrypt_text
 from tenants.models import BreakGlassGrant, Domain, Tenant
 
 ARCHIVE_FORMAT = "convosuite-tenant-archive/1"
@@ -54,8 +56,20 @@ def _dump_table(archive: zipfile.ZipFile, schema_name: str, table: str) -> dict[
             cursor.itersize = 2000
             cursor.execute(query)
             for (line,) in cursor:
-                writer.write_line(line)
+                writer.write_line(_with_plaintext(line, schema_name))
     return {"file": f"schema/{table}.jsonl", "rows": writer.rows, "sha256": writer.digest.hexdigest()}
+
+
+def _with_plaintext(line: str, schema_name: str) -> str:
+    """The archive outlives the tenant's data key (destroyed right after it is written), so every value the
+    key encrypted is written in the clear: the archive is what the tenant takes away."""
+    if f'"{ENCRYPTED_PREFIX}:' not in line:
+        return line
+    row = json.loads(line)
+    for column, value in row.items():
+        if isinstance(value, str) and value.startswith(f"{ENCRYPTED_PREFIX}:"):
+            row[column] = decrypt_text(value, schema=schema_name)
+    return json.dumps(row, ensure_ascii=False)
 
 
 def _dump_rows(archive: zipfile.ZipFile, filename: str, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 each with its exact status. A new route fails here until it has an access rule (and, for POST routes and
 platform pages, a declared outcome)."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,9 +14,11 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Role, User
+from knowledge.crypto_seam import encrypt_for_tenant
+from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
 from tenants.models import BreakGlassGrant, Tenant
 from tests.conftest import client_for, make_member
-from tests.factories import ConversationFactory, MessageFactory, ModelCallFactory
+from tests.factories import ConversationFactory, MessageFactory, ModelCallFactory, PromptVersionFactory
 from tests.test_access_rules import LIBRARY_VIEWS, walk
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +40,19 @@ ALLOWED_OUTCOMES = {
     "chat:send": 400,  # "Type a message first."
     "chat:rename": 302,  # back to the conversation with the error shown
     "chat:delete": 302,  # back to the list
+    "prompts:diff": 400,  # which versions to compare is missing from the query
+    "prompts:export": 200,  # the zip download
+    "prompts:import": 400,  # "Choose a zip file to import."
+    "prompts:details": 302,  # back to the template with the error shown
+    "prompts:label_move": 302,  # back to the history with the error shown
+    "prompts:label_remove": 302,
+    "knowledge:create": 400,  # the form again, with "give it a name"
+    "knowledge:settings": 400,
+    "knowledge:delete": 302,  # back to the list
+    "knowledge:upload": 400,  # "Choose at least one file."
+    "knowledge:new_version": 400,
+    "knowledge:delete_document": 200,  # the refreshed document list (htmx)
+    "knowledge:query": 400,  # "Type a question."
 }
 
 # Platform pages: the outcome for each platform principal (tenant sessions: 403, anonymous: sign-in).
@@ -98,9 +114,17 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
         if "call_id" in names:
             values["call_id"] = ModelCallFactory.create(user=owner).id
     if "section" in names:
-        values["section"] = "prompts"
+        values["section"] = "api-keys"
     if "export_format" in names:
         values["export_format"] = "json"
+    if names & {"template_id", "number"}:
+        with tenant_context(world.acme):
+            version = PromptVersionFactory.create()
+        values["template_id"] = version.template_id
+        if "number" in names:
+            values["number"] = version.number
+    if names & {"knowledge_base_id", "document_id", "chunk_id"}:
+        values.update({key: value for key, value in knowledge_sample(world).items() if key in names})
     if "model" in names:
         values["model"] = "sim-model"
     if "path" in names:
@@ -110,6 +134,33 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
     unknown = names - set(values)
     assert not unknown, f"{pattern.name}: add a sample value for URL parameter(s) {sorted(unknown)}"
     return values
+
+
+def knowledge_sample(world: World) -> dict[str, Any]:
+    """A knowledge base used in chat, with one document and one searchable passage."""
+    with tenant_context(world.acme):
+        knowledge_base = KnowledgeBase.objects.create(
+            name=f"Matrix {uuid.uuid4().hex[:8]}",
+            embedding_model="local-minilm",
+            embedding_dimension=384,
+            use_in_chat_by_default=True,
+        )
+        document = Document.objects.create(knowledge_base=knowledge_base, name="handbook.txt")
+        version = DocumentVersion.objects.create(
+            document=document, number=1, file_name="handbook.txt", size_bytes=5, sha256="0" * 64
+        )
+        chunk = Chunk.objects.create(
+            knowledge_base=knowledge_base,
+            document=document,
+            version=version,
+            ordinal=0,
+            text_token=encrypt_for_tenant("Matrix passage."),
+            embedding_model="local-minilm",
+            dimension=384,
+            embedding=[1.0] + [0.0] * 383,
+            searchable=True,
+        )
+    return {"knowledge_base_id": knowledge_base.id, "document_id": document.id, "chunk_id": chunk.id}
 
 
 def method_of(client: Client, url: str, host: str) -> str:
@@ -138,7 +189,9 @@ def platform_routes() -> list[tuple[str, URLPattern]]:
     return sorted(routes, key=lambda route: route[0] == "platform:close_grant")
 
 
-def expected_on_tenant_domain(name: str, rule: frozenset[str] | str, principal: str, method: str) -> int:
+def expected_on_tenant_domain(
+    name: str, rule: frozenset[str] | str, principal: str, method: str, hidden: bool = False
+) -> int:
     if rule == "api":
         # The API takes bearer credentials only: a browser session is no credential there (401), and a
         # session bound to another tenant or the platform is refused by the session guard first (403).
@@ -148,7 +201,7 @@ def expected_on_tenant_domain(name: str, rule: frozenset[str] | str, principal: 
     if principal in {"other_tenant_admin", "platform_admin_without_grant", "platform_admin_with_grant"}:
         return 403  # session bound to another tenant (or the platform): refused by the session guard
     if principal not in rule:
-        return 403
+        return 404 if hidden else 403
     if name in ALLOWED_OUTCOMES:
         return ALLOWED_OUTCOMES[name]
     assert method == "get", f"{name}: declare the outcome of an empty {method.upper()} in ALLOWED_OUTCOMES"
@@ -166,7 +219,8 @@ def test_every_tenant_route_answers_each_principal_exactly(world: World, princip
         method = method_of(Client(), url, host)
         response = getattr(world.clients[principal], method)(url, HTTP_HOST=host)
         results[name] = response.status_code
-        expected[name] = expected_on_tenant_domain(name, rule, principal, method)
+        hidden = getattr(pattern.callback, "hidden_from_other_roles", False)
+        expected[name] = expected_on_tenant_domain(name, rule, principal, method, hidden)
     assert results == expected
 
 

@@ -24,6 +24,7 @@ from chat.actions import MessageRejected, do_generate_assistant_reply, do_post_u
 from chat.models import Message
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway.models import ModelCall
+from keys.models import TenantKey
 from tenants.actions import do_create_tenant, do_freeze_tenant, do_offboard_tenant
 from tenants.break_glass import do_open_break_glass_grant
 from tenants.models import Domain, Tenant, TenantTombstone
@@ -204,9 +205,11 @@ def test_offboarding_exports_everything_then_leaves_no_row_anywhere(
 ) -> None:
     tenant, slug, canaries = doomed["tenant"], doomed["slug"], doomed["canaries"]
     assert rows_mentioning(canaries)  # the scan finds the data while the tenant exists
-    with mock.patch("tenants.actions.destroy_tenant_key") as destroy_key:
-        tombstone = do_offboard_tenant(tenant, archive_dir=tmp_path, acting_label="test")
-    destroy_key.assert_called_once()
+    assert TenantKey.objects.filter(tenant=tenant).exists()
+    tenant_pk = tenant.pk
+    tombstone = do_offboard_tenant(tenant, archive_dir=tmp_path, acting_label="test")
+    # Crypto-shredding: no wrapped data key of the tenant is left in the public schema.
+    assert not TenantKey.objects.filter(tenant_id=tenant_pk).exists()
 
     assert rows_mentioning(canaries) == {}
     assert not schema_exists(slug)

@@ -45,6 +45,7 @@ def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, 
     sign_in(admin, stack, "acme", "admin@acme.example")
     expect(admin).to_have_url(re.compile(r"/chat/$"))
     admin.click("#console-link")
+    admin.click("[data-nav=prompts]")
     expect(admin).to_have_url(re.compile(r"/console/prompts/$"))
     admin.click("#new-template")
     admin.fill("#name", name)
