@@ -5,8 +5,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from audit.models import HashChained
 
-class ModelCall(models.Model):
+
+class ModelCall(HashChained):
+    """Hash-chained (audit/chain.py): appended once, when the call is final; never updated."""
+
     class Status(models.TextChoices):
         OK = "ok", "OK"
         ERROR = "error", "Error"

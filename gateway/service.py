@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit.chain import append_to_chain
 from gateway.config import UnknownModelError, get_model_route
 from gateway.errors import GatewayError, ModelNotAllowed, ProviderUnavailable, TenantContextError
 from gateway.models import ModelCall
@@ -185,7 +186,8 @@ def _record(
 ) -> ModelCall:
     try:
         with transaction.atomic():
-            return ModelCall.objects.create(
+            return append_to_chain(
+                ModelCall,
                 request_id=request_id,
                 user_id=user_id,
                 model_requested=model,

@@ -19,6 +19,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[".localhost", "localho
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    "evidence",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
@@ -137,6 +138,28 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+
+# Celery beat (run by `celery -A convosuite worker -B` in `make up`): signed checkpoints of every tenant's
+# chain heads, and deletion of expired audit export files.
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint-chain-heads": {
+        "task": "audit.checkpoint_every_tenant",
+        "schedule": env.int("AUDIT_CHECKPOINT_SECONDS", default=900),
+    },
+    "audit-expire-exports": {
+        "task": "audit.expire_exports_every_tenant",
+        "schedule": env.int("AUDIT_EXPORT_EXPIRY_SWEEP_SECONDS", default=3600),
+    },
+}
+
+# --- Audit evidence (docs/audit.md) ------------------------------------------------------------------
+# Ed25519 private key (PEM, or base64 of the PEM). Local and test settings fall back to a generated file.
+AUDIT_SIGNING_KEY = env("CONVOSUITE_SIGNING_KEY", default="")
+AUDIT_SIGNING_KEY_DEV_FILE: str | None = None
+# Where export files are written; web and worker processes must share it (a mounted volume in production).
+AUDIT_EXPORT_DIR = env("AUDIT_EXPORT_DIR", default=str(BASE_DIR / ".devdata" / "exports"))
+AUDIT_EXPORT_RETENTION_HOURS = env.int("AUDIT_EXPORT_RETENTION_HOURS", default=72)
 
 # --- Model gateway -----------------------------------------------------------------------------------
 # Model aliases the product knows. Prices are per token in USD; a model without a price is not offered.
