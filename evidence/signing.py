@@ -92,10 +92,11 @@ def platform_key() -> PlatformKey:
     return key
 
 
-@functools.cache
 def _register(key_id: str, pem: str) -> None:
     # evidence_signingkey exists only in the public schema; tenant search paths end in public, so this
     # works from a tenant context too.
+    if SigningKey.objects.filter(key_id=key_id).exists():
+        return
     with transaction.atomic():
         _, created = SigningKey.objects.get_or_create(key_id=key_id, defaults={"public_key_pem": pem})
         if created:

@@ -340,11 +340,14 @@ def check_manifest_claims(manifest: dict[str, Any], stats: dict[str, Any], repor
         report.problem("window_incomplete", "the export does not reach the chain head it claims")
     if anchor.get("timestamp") and anchor["timestamp"] >= manifest["window"]["start"]:
         complete = False
-        report.problem(
-            "window_incomplete",
-            f"record seq {anchor['seq']} falls inside the window but is not exported",
-            anchor["seq"],
-        )
+        if anchor.get("source") == "retention-checkpoint":
+            message = (
+                f"records up to seq {anchor['seq']} (stamped up to {anchor['timestamp']}) were deleted by the "
+                "retention policy (signed retention checkpoint); the window starts before that"
+            )
+        else:
+            message = f"record seq {anchor['seq']} falls inside the window but is not exported"
+        report.problem("window_incomplete", message, anchor["seq"])
     statement = manifest.get("_checkpoint_statement")
     if statement is not None and statement["seq"] > head.get("seq", 0):
         complete = False
