@@ -12,11 +12,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from accounts.models import Role
 
-ViewFunc = Callable[..., HttpResponse]
+ViewFunc = Callable[..., HttpResponseBase]  # file downloads stream (FileResponse)
 
 MEMBER_ROLES = (Role.END_USER, Role.TENANT_ADMIN)
 
@@ -26,7 +27,7 @@ def tenant_view(*, roles: Iterable[str] = MEMBER_ROLES) -> Callable[[ViewFunc], 
 
     def decorator(view: ViewFunc) -> ViewFunc:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             tenant = getattr(request, "tenant", None)
             if tenant is None or tenant.is_platform:
                 raise Http404

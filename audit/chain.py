@@ -310,6 +310,9 @@ def _normalize(instance: models.Model) -> None:
     """Store every value exactly as hashed: UUIDs parsed, decimals rounded as the column would round them."""
     for field in hashed_fields(type(instance)):
         if isinstance(field, models.JSONField):
+            value = getattr(instance, field.attname)
+            if _contains_float(value):
+                setattr(instance, field.attname, _as_stored_json(value))
             continue
         value = getattr(instance, field.attname)
         if value is None:
@@ -318,6 +321,25 @@ def _normalize(instance: models.Model) -> None:
         if isinstance(field, models.DecimalField):
             value = Decimal(value).quantize(Decimal(1).scaleb(-(field.decimal_places or 0)))
         setattr(instance, field.attname, value)
+
+
+def _contains_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_contains_float(item) for item in value)
+    return False
+
+
+def _as_stored_json(value: Any) -> Any:
+    """The value as jsonb will give it back (jsonb keeps numbers as decimals: 1e+16 returns as an integer);
+    hashing this form keeps a row with floats verifiable after the round trip."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (%s::jsonb)::text", [json.dumps(value)])
+        row = cursor.fetchone()
+    return json.loads(row[0]) if row else value
 
 
 # --- checking ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -126,34 +126,69 @@ def _user_labels() -> dict[int, dict[str, str]]:
     }
 
 
-def _record_line_builder(redaction: str) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+_DUMP = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    seq: int
+    record_hash: str
+
+
+def _record_line_builder(redaction: str) -> Callable[[tuple[Any, ...]], _Line]:
+    """Rows come from _select_sql: JSON columns as their JSON text, so a full-text export copies them
+    without a decode/encode round trip."""
     plan = column_plan(ModelCall)
+    json_columns = _json_columns()
     users = _user_labels()
 
-    def build(row: tuple[Any, ...]) -> dict[str, Any]:
+    def build(row: tuple[Any, ...]) -> _Line:
         seq, prev_hash, record_hash, salt, *values = row
         fields: dict[str, Any] = {}
-        sensitive: dict[str, Any] = {}
+        shown: list[str] = []
         for column, value in zip(plan, values, strict=True):
+            is_json = column.attname in json_columns
             if not column.sensitive:
-                fields[column.attname] = column.convert(value)
-            elif redaction == RedactionPolicy.FULL:
-                sensitive[column.name] = {"value": value}
-            elif redaction == RedactionPolicy.HASHED:
-                sensitive[column.name] = {"sha256": text_sha256(value)}
+                fields[column.attname] = (
+                    json.loads(value) if is_json and value is not None else column.convert(value)
+                )
+                continue
+            if redaction == RedactionPolicy.FULL:
+                raw = value if is_json and value is not None else _DUMP(value)
+                shown.append(f'"{column.name}":{{"value":{raw}}}')
+                continue
+            digest = text_sha256(json.loads(value) if is_json and value is not None else value)
+            if redaction == RedactionPolicy.HASHED:
+                shown.append(f'"{column.name}":{{"sha256":"{digest}"}}')
             else:
-                sensitive[column.name] = {"commitment": commitment(salt, text_sha256(value))}
-        line: dict[str, Any] = {"seq": seq, "prev_hash": prev_hash, "hash": record_hash}
-        if redaction != RedactionPolicy.REMOVED:
-            line["salt"] = salt  # without the salt a removed text's commitment reveals nothing guessable
-        line["fields"] = fields
-        line["sensitive"] = sensitive
-        user_id = fields.get("user_id")
-        if user_id is not None and user_id in users:
-            line["user"] = users[user_id]  # a convenience for readers: not covered by the hash
-        return line
+                shown.append(f'"{column.name}":{{"commitment":"{commitment(salt, digest)}"}}')
+        # Without the salt, a removed text's commitment cannot be confirmed by guessing the text.
+        salt_part = "" if redaction == RedactionPolicy.REMOVED else f',"salt":"{salt}"'
+        user = users.get(fields.get("user_id"))  # type: ignore[arg-type]
+        user_part = f',"user":{_DUMP(user)}' if user else ""  # for readers; not covered by the hash
+        text = (
+            f'{{"seq":{seq},"prev_hash":"{prev_hash}","hash":"{record_hash}"{salt_part},'
+            f'"fields":{_DUMP(fields)},"sensitive":{{{",".join(shown)}}}{user_part}}}\n'
+        )
+        return _Line(text=text, seq=seq, record_hash=record_hash)
 
     return build
+
+
+def _json_columns() -> set[str]:
+    return {field.attname for field in ModelCall._meta.concrete_fields if isinstance(field, models.JSONField)}
+
+
+def _select_sql() -> str:
+    json_columns = _json_columns()
+    quote = connection.ops.quote_name
+    selected = [quote(name) for name in ("seq", "prev_hash", "record_hash", "chain_salt")]
+    for column in column_plan(ModelCall):
+        name = quote(column.attname)
+        selected.append(f"{name}::text" if column.attname in json_columns else name)
+    table = quote(ModelCall._meta.db_table)
+    return f"SELECT {', '.join(selected)} FROM {table} WHERE seq BETWEEN %s AND %s ORDER BY seq"  # noqa: S608
 
 
 def write_model_call_export(
@@ -176,8 +211,6 @@ def write_model_call_export(
         ModelCall.objects.filter(seq=span.last_seq + 1).values_list("seq", "created_at", "prev_hash").first()
     )
     build = _record_line_builder(redaction)
-    plan = column_plan(ModelCall)
-    columns = ["seq", "prev_hash", "record_hash", "chain_salt", *[column.attname for column in plan]]
 
     records_digest = hashlib.sha256()
     count, first_hash, last_hash, first_seq_seen = 0, None, None, None
@@ -185,34 +218,32 @@ def write_model_call_export(
     partial = f"{out_path}.part"
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         with archive.open("records.jsonl", "w", force_zip64=True) as records, transaction.atomic():
-            rows = (
-                ModelCall.objects.filter(seq__gte=span.first_seq, seq__lte=span.last_seq)
-                .order_by("seq")
-                .values_list(*columns)
-                .iterator(chunk_size=5000)
-            )
-            buffer: list[bytes] = []
-            for row in rows:
-                line = build(row)
-                data = (
-                    json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-                ).encode()
-                buffer.append(data)
-                if first_hash is None:
-                    first_hash, first_seq_seen = line["hash"], line["seq"]
-                last_hash = line["hash"]
-                count += 1
-                if len(buffer) >= 1000:
-                    chunk = b"".join(buffer)
+            connection.ensure_connection()
+            with connection.cursor():
+                pass  # django-tenants sets the tenant's search_path when a cursor is created
+            # A server-side cursor: rows stream in batches, memory stays flat for any window.
+            with connection.connection.cursor(name=f"audit_export_{os.getpid()}") as cursor:  # type: ignore[union-attr]
+                cursor.itersize = 5000
+                cursor.execute(_select_sql(), [span.first_seq, span.last_seq])
+                buffer: list[str] = []
+                for row in cursor:
+                    line = build(row)
+                    buffer.append(line.text)
+                    if first_hash is None:
+                        first_hash, first_seq_seen = line.record_hash, line.seq
+                    last_hash = line.record_hash
+                    count += 1
+                    if len(buffer) >= 2000:
+                        chunk = "".join(buffer).encode("utf-8")
+                        records.write(chunk)
+                        records_digest.update(chunk)
+                        buffer.clear()
+                    if progress and count % PROGRESS_EVERY == 0:
+                        progress(count, total)
+                if buffer:
+                    chunk = "".join(buffer).encode("utf-8")
                     records.write(chunk)
                     records_digest.update(chunk)
-                    buffer.clear()
-                if progress and count % PROGRESS_EVERY == 0:
-                    progress(count, total)
-            if buffer:
-                chunk = b"".join(buffer)
-                records.write(chunk)
-                records_digest.update(chunk)
 
         key = platform_key()
         tenant = Tenant.objects.get(schema_name=current_schema())

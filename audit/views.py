@@ -2,6 +2,7 @@
 and the verifier. Thin views: parse, call one action, render."""
 
 import datetime as dt
+import json
 import os
 import uuid
 
@@ -38,11 +39,22 @@ def _parse_local(value: str) -> dt.datetime | None:
     return parsed
 
 
+def _with_details_text(event: AuditEvent) -> AuditEvent:
+    details = event.details or {}
+    summary = ", ".join(f"{key}: {json.dumps(value, default=str)}" for key, value in details.items())
+    event.details_summary = summary if len(summary) <= 90 else summary[:89] + "…"  # type: ignore[attr-defined]
+    event.details_pretty = json.dumps(details, indent=2, sort_keys=True, default=str)  # type: ignore[attr-defined]
+    return event
+
+
 def _page_context(request: HttpRequest, **extra: object) -> dict[str, object]:
     events = Paginator(AuditEvent.objects.select_related("actor").order_by("-seq"), EVENTS_PER_PAGE)
-    now = timezone.now().replace(second=0, microsecond=0)
+    page = events.get_page(request.GET.get("page"))
+    page.object_list = [_with_details_text(event) for event in page.object_list]
+    # The default window ends at the next whole minute, so it includes the calls made a moment ago.
+    now = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     return {
-        "events": events.get_page(request.GET.get("page")),
+        "events": page,
         "exports": AuditExport.objects.order_by("-created_at")[:10],
         "settings": audit_settings(),
         "redaction_choices": RedactionPolicy.choices,
@@ -70,12 +82,16 @@ def start_export(request: HttpRequest) -> HttpResponse:
         error = "Give the window's start and end as dates and times (UTC)."
     else:
         try:
-            do_request_model_call_export(window_start=window_start, window_end=window_end, acting_user=request.user)
+            do_request_model_call_export(
+                window_start=window_start, window_end=window_end, acting_user=request.user
+            )
         except ExportRejected as rejection:
             error = str(rejection)
     if not request.htmx:  # type: ignore[attr-defined]
         if error:
-            return render(request, "audit/console.html", _page_context(request, export_error=error), status=400)
+            return render(
+                request, "audit/console.html", _page_context(request, export_error=error), status=400
+            )
         return redirect("audit:home")
     context = {"exports": AuditExport.objects.order_by("-created_at")[:10], "export_error": error}
     return render(request, "audit/_exports.html", context, status=400 if error else 200)

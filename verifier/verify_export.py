@@ -31,8 +31,11 @@ import io
 import json
 import os
 import sys
+import time
 import zipfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from hashlib import sha256
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -42,33 +45,35 @@ GENESIS_HASH = "0" * 64
 SUPPORTED_FORMAT = "convosuite.model-call-export/1"
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def canonical_text(value: Any) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else canonical_json(value)
 
 
-def field_commitment(shown: dict[str, Any], salt: str | None) -> str:
+def field_commitment(shown: dict[str, Any], salt: bytes | None) -> str:
+    if "value" in shown:
+        if salt is None:
+            raise ValueError("a sensitive field is shown without the record's salt")
+        return sha256(salt + sha256(canonical_text(shown["value"])).digest()).hexdigest()
+    if "sha256" in shown:
+        if salt is None:
+            raise ValueError("a sensitive field is shown without the record's salt")
+        return sha256(salt + bytes.fromhex(shown["sha256"])).hexdigest()
     if "commitment" in shown:
         return str(shown["commitment"])
-    if salt is None:
-        raise ValueError("a sensitive field is shown without the record's salt")
-    if "sha256" in shown:
-        digest = bytes.fromhex(shown["sha256"])
-    elif "value" in shown:
-        digest = hashlib.sha256(canonical_text(shown["value"])).digest()
-    else:
-        raise ValueError("a sensitive field has neither value, sha256 nor commitment")
-    return hashlib.sha256(bytes.fromhex(salt) + digest).hexdigest()
+    raise ValueError("a sensitive field has neither value, sha256 nor commitment")
 
 
 def record_hash(chain: str, record: dict[str, Any]) -> str:
-    commitments = {
-        name: field_commitment(shown, record.get("salt"))
-        for name, shown in record.get("sensitive", {}).items()
-    }
+    salt_hex = record.get("salt")
+    salt = bytes.fromhex(salt_hex) if salt_hex is not None else None
+    commitments = {name: field_commitment(shown, salt) for name, shown in record.get("sensitive", {}).items()}
     payload = {
         "chain": chain,
         "seq": record["seq"],
@@ -76,7 +81,7 @@ def record_hash(chain: str, record: dict[str, Any]) -> str:
         "fields": record["fields"],
         "commitments": commitments,
     }
-    return hashlib.sha256(canonical_json(payload)).hexdigest()
+    return sha256(canonical_json(payload)).hexdigest()
 
 
 def key_id_for(public_key: Ed25519PublicKey) -> str:
@@ -114,7 +119,7 @@ class Export:
 
     def open_lines(self, name: str) -> io.BufferedIOBase:
         if self.zip is not None:
-            return self.zip.open(name)  # type: ignore[return-value]
+            return io.BufferedReader(self.zip.open(name), buffer_size=1 << 20)  # type: ignore[arg-type]
         return open(os.path.join(self.path, name), "rb")  # noqa: SIM115 - closed by the caller
 
 
@@ -434,11 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.public_key:
         with open(args.public_key, "rb") as handle:
             pem = handle.read()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         report, stats, complete = verify(args.export, pem)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as failure:
         print(f"cannot read the export: {failure}", file=sys.stderr)
         return 2
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     manifest = stats["manifest"]
     ok = not report.problems
     if args.json:
@@ -448,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
                     "verified": ok,
                     "window_complete": complete,
                     "records": stats["count"],
+                    "seconds": round(elapsed, 3),
+                    "cpu_seconds": round(cpu, 3),
                     "problems": report.problems,
                     "notes": report.notes,
                 },
@@ -462,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  signature        {'valid' if stats['signature_ok'] else 'INVALID'} (key id {manifest['key_id']})"
     )
-    print(f"  records checked  {stats['count']}")
+    print(f"  records checked  {stats['count']} in {elapsed:.2f} s")
     print(f"  window complete  {'yes' if complete else 'NO'}")
     for note in report.notes:
         print(f"  note: {note}")

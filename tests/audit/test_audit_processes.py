@@ -136,13 +136,11 @@ def test_tenant_admin_exports_from_the_console_and_the_file_verifies_in_a_clean_
     download = client.get(f"/console/audit/exports/{export.id}/download/")
     assert download.status_code == 200
     export_path = tmp_path / "export.zip"
-    export_path.write_bytes(b"".join(download.streaming_content))  # type: ignore[attr-defined]
+    export_path.write_bytes(download.getvalue())
     key_path = tmp_path / "key.pem"
     key_path.write_bytes(client.get("/.well-known/convosuite-audit-key").content)
     verifier_path = tmp_path / "verify_export.py"
-    verifier_path.write_bytes(
-        b"".join(client.get("/console/audit/verifier/verify_export.py").streaming_content)
-    )  # type: ignore[attr-defined]
+    verifier_path.write_bytes(client.get("/console/audit/verifier/verify_export.py").getvalue())
     assert verifier_path.read_bytes() == VERIFIER_PATH.read_bytes()
     with tenant_context(acme):
         assert AuditEvent.objects.filter(
@@ -242,6 +240,7 @@ def test_prune_audit_deletes_old_rows_leaves_a_signed_checkpoint_and_later_expor
         retention = ChainCheckpoint.objects.get(chain="model_calls", reason="retention")
         assert retention.seq == 4
         assert AuditEvent.objects.filter(kind="audit.chain_pruned", details__deleted=4).exists()
+
     def export_and_verify(window_start: dt.datetime, name: str) -> subprocess.CompletedProcess[str]:
         out = tmp_path / name
         call_command(
@@ -251,7 +250,9 @@ def test_prune_audit_deletes_old_rows_leaves_a_signed_checkpoint_and_later_expor
             window_end=(timezone.now() + dt.timedelta(minutes=1)).isoformat(),
             out=str(out),
         )
-        return subprocess.run([sys.executable, str(VERIFIER_PATH), str(out), "--json"], capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, str(VERIFIER_PATH), str(out), "--json"], capture_output=True, text=True
+        )
 
     after_cutoff = export_and_verify(cutoff, "after-cutoff.zip")
     assert after_cutoff.returncode == 0, after_cutoff.stdout

@@ -222,3 +222,28 @@ def test_truncating_the_chain_tail_in_the_database_is_caught_by_the_signed_check
         truncated = [problem for problem in report.problems if problem["kind"] == "truncated"]
         assert truncated and "records seq 4..5 were removed" in truncated[0]["message"]
         assert not complete
+
+
+def test_json_numbers_survive_the_database_round_trip_and_still_verify(acme: Tenant, tmp_path: Path) -> None:
+    from audit.chain import append_to_chain
+
+    with tenant_context(acme):
+        call = append_to_chain(
+            ModelCall,
+            request_id=uuid.uuid4(),
+            model_requested="sim-model",
+            messages=[{"role": "user", "content": "numbers"}],
+            tool_calls=[{"name": "f", "arguments": {"big": 1e16, "small": 1e-05, "plain": 0.1, "n": 3}}],
+            status="ok",
+            cost="0.123456789",  # more places than the column keeps: stored and hashed rounded
+        )
+        assert list(find_chain_breaks(ModelCall, after=read_head_before(call))) == []
+    path = export_of([call], acme, tmp_path)
+    report, complete = verify(path)
+    assert report.problems == [] and complete
+
+
+def read_head_before(call: ModelCall) -> Any:
+    from audit.chain import ChainHead
+
+    return ChainHead(seq=call.seq - 1, record_hash=call.prev_hash, timestamp=None)
