@@ -265,11 +265,14 @@ class ChainHead:
 
 def read_head(model_class: type[models.Model]) -> ChainHead:
     spec = spec_for(model_class)
-    row = (
-        model_class._default_manager.order_by("-seq")
-        .values_list("seq", "record_hash", spec.timestamp_field)
-        .first()
-    )
+    quote = connection.ops.quote_name
+    timestamp_column = model_class._meta.get_field(spec.timestamp_field).column  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq, record_hash, {quote(timestamp_column)} FROM {quote(model_class._meta.db_table)}"  # noqa: S608
+            " ORDER BY seq DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
     if row is None:
         return ChainHead(seq=0, record_hash=GENESIS_HASH, timestamp=None)
     return ChainHead(seq=row[0], record_hash=row[1], timestamp=row[2])
@@ -278,25 +281,29 @@ def read_head(model_class: type[models.Model]) -> ChainHead:
 def append_to_chain(model_class: type[M], row_fields: dict[str, Any] | None = None, **fields: Any) -> M:
     """Insert one final, never-to-change row at the head of the current tenant's chain for `model_class`.
 
-    Takes the chain lock (held to the end of the enclosing transaction, so keep that short), stamps the
-    row's timestamp (never earlier than the head's, so time order equals chain order), its seq, prev_hash,
-    salt and hash, and inserts it exactly as hashed.
+    Everything that does not depend on the head (values, salt, commitments) is prepared before the chain
+    lock is taken. Under the lock (held to the end of the enclosing transaction, so keep that short): read
+    the head, stamp the timestamp (never earlier than the head's, so time order equals chain order), seq,
+    prev_hash and hash, and insert the row exactly as hashed.
     """
     if not in_tenant_schema():
         raise ChainError("Hash chains belong to a tenant; no tenant schema is active.")
     spec = spec_for(model_class)
+    instance = model_class(**(row_fields or {}), **fields)
+    _normalize(instance)
+    salt = secrets.token_hex(16) if spec.sensitive else ""
+    record = canonical_record(model_class, row_values(instance), spec)
+    commitments = {name: commitment(salt, text_sha256(value)) for name, value in record.sensitive.items()}
+    timestamp_column = model_class._meta.get_field(spec.timestamp_field).attname  # type: ignore[union-attr]
     with transaction.atomic():
         lock_chain(model_class)
         head = read_head(model_class)
-        instance = model_class(**(row_fields or {}), **fields)
         now = timezone.now()
-        setattr(instance, spec.timestamp_field, max(now, head.timestamp) if head.timestamp else now)
-        salt = secrets.token_hex(16) if spec.sensitive else ""
-        _normalize(instance)
+        stamp = max(now, head.timestamp) if head.timestamp else now
+        setattr(instance, timestamp_column, stamp)
+        record.fields[timestamp_column] = format_timestamp(stamp)
         seq = head.seq + 1
-        record_hash = hash_row(
-            model_class, row_values(instance), seq=seq, prev_hash=head.record_hash, salt=salt
-        )
+        record_hash = compute_record_hash(spec.name, seq, head.record_hash, record.fields, commitments)
         instance.seq = seq  # type: ignore[attr-defined]
         instance.prev_hash = head.record_hash  # type: ignore[attr-defined]
         instance.record_hash = record_hash  # type: ignore[attr-defined]

@@ -262,3 +262,31 @@ def test_prune_audit_deletes_old_rows_leaves_a_signed_checkpoint_and_later_expor
     assert "deleted by the retention policy" in reaching_into_pruned.stdout
     with tenant_context(tenant):
         assert AuditEvent.objects.filter(kind="audit.export_completed", details__count=2).count() == 2
+
+
+@pytest.mark.django_db
+def test_expired_exports_are_deleted_and_no_longer_downloadable(acme: Tenant) -> None:
+    from audit.actions import do_expire_exports, export_file_path
+
+    admin = make_member(acme, roles=["tenant_admin"])
+    with tenant_context(acme):
+        export = AuditExport.objects.create(
+            window_start=timezone.now(),
+            window_end=timezone.now(),
+            redaction_policy="full",
+            status=AuditExport.Status.READY,
+            file_name=f"acme-model-calls-{uuid.uuid4()}.zip",
+            expires_at=timezone.now() + dt.timedelta(hours=1),
+        )
+        path = Path(export_file_path(export))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"zip")
+    client = client_for(acme, admin)
+    assert client.get(f"/console/audit/exports/{export.id}/download/").status_code == 200
+    with tenant_context(acme):
+        assert do_expire_exports(now=timezone.now()) == 0
+        assert do_expire_exports(now=timezone.now() + dt.timedelta(hours=2)) == 1
+        export.refresh_from_db()
+        assert export.status == AuditExport.Status.EXPIRED
+    assert not path.exists()
+    assert client.get(f"/console/audit/exports/{export.id}/download/").status_code == 404
