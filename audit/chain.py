@@ -246,14 +246,16 @@ def chain_lock_key(schema: str, chain: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def lock_chain(model_class: type[models.Model]) -> None:
+def lock_chain(model_class: type[models.Model], cursor: Any = None) -> None:
     """Hold the chain's append lock until the current transaction ends."""
     if not connection.in_atomic_block:
         raise ChainError("lock_chain must run inside a transaction.")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s)", [chain_lock_key(current_schema(), spec_for(model_class).name)]
-        )
+    key = chain_lock_key(current_schema(), spec_for(model_class).name)
+    if cursor is not None:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        return
+    with connection.cursor() as own_cursor:
+        own_cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 @dataclass(frozen=True)
@@ -263,16 +265,21 @@ class ChainHead:
     timestamp: dt.datetime | None
 
 
-def read_head(model_class: type[models.Model]) -> ChainHead:
+def read_head(model_class: type[models.Model], cursor: Any = None) -> ChainHead:
     spec = spec_for(model_class)
     quote = connection.ops.quote_name
     timestamp_column = model_class._meta.get_field(spec.timestamp_field).column  # type: ignore[union-attr]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT seq, record_hash, {quote(timestamp_column)} FROM {quote(model_class._meta.db_table)}"  # noqa: S608
-            " ORDER BY seq DESC LIMIT 1"
-        )
+    sql = (
+        f"SELECT seq, record_hash, {quote(timestamp_column)} FROM {quote(model_class._meta.db_table)}"  # noqa: S608
+        " ORDER BY seq DESC LIMIT 1"
+    )
+    if cursor is not None:
+        cursor.execute(sql)
         row = cursor.fetchone()
+    else:
+        with connection.cursor() as own_cursor:
+            own_cursor.execute(sql)
+            row = own_cursor.fetchone()
     if row is None:
         return ChainHead(seq=0, record_hash=GENESIS_HASH, timestamp=None)
     return ChainHead(seq=row[0], record_hash=row[1], timestamp=row[2])
@@ -295,9 +302,12 @@ def append_to_chain(model_class: type[M], row_fields: dict[str, Any] | None = No
     record = canonical_record(model_class, row_values(instance), spec)
     commitments = {name: commitment(salt, text_sha256(value)) for name, value in record.sensitive.items()}
     timestamp_column = model_class._meta.get_field(spec.timestamp_field).attname  # type: ignore[union-attr]
-    with transaction.atomic():
-        lock_chain(model_class)
-        head = read_head(model_class)
+    # No savepoint: a failed insert (e.g. a duplicate request id) fails the caller's transaction, which
+    # Django requires callers to handle outside it anyway; this saves two round trips under the lock.
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:  # one cursor: django-tenants sets search_path per cursor
+            lock_chain(model_class, cursor)
+            head = read_head(model_class, cursor)
         now = timezone.now()
         stamp = max(now, head.timestamp) if head.timestamp else now
         setattr(instance, timestamp_column, stamp)
