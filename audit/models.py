@@ -100,6 +100,7 @@ class AuditExport(models.Model):
     file_name = models.CharField(max_length=255, blank=True)
     file_size = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 

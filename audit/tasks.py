@@ -11,6 +11,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, tenant_context
 
@@ -19,6 +20,7 @@ from chat.tasks import requires_tenant_context
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
+EXPORT_TIME_LIMIT = 3660
 
 
 def _send_to_every_tenant(task: Any) -> int:
@@ -59,18 +61,25 @@ def expire_exports(tenant_schema: str) -> int:
 
 # A year of model calls is millions of rows: allow an hour, far beyond the default 150 s. acks_late
 # (settings) redelivers it if the worker dies; a finished export is not rebuilt.
-@shared_task(name="audit.build_model_call_export", soft_time_limit=3600, time_limit=3660)
+@shared_task(name="audit.build_model_call_export", soft_time_limit=3600, time_limit=EXPORT_TIME_LIMIT)
 @requires_tenant_context
 def build_model_call_export(tenant_schema: str, export_id: str) -> None:
     from audit.actions import do_record_audit_event
     from audit.exports import write_model_call_export
 
+    # Claim the export: a redelivered message (the broker's visibility timeout is shorter than a long
+    # export) must not start a second writer; a claim older than the time limit belonged to a dead worker.
+    now = timezone.now()
+    claimable = Q(status=AuditExport.Status.PENDING) | Q(
+        status=AuditExport.Status.RUNNING, started_at__lt=now - dt.timedelta(seconds=EXPORT_TIME_LIMIT)
+    )
+    file_name = f"{tenant_schema}-model-calls-{export_id}.zip"
+    claimed = AuditExport.objects.filter(claimable, id=uuid.UUID(export_id)).update(
+        status=AuditExport.Status.RUNNING, started_at=now, file_name=file_name
+    )
     export = AuditExport.objects.filter(id=uuid.UUID(export_id)).first()
-    if export is None or export.status in (AuditExport.Status.READY, AuditExport.Status.EXPIRED):
+    if not claimed or export is None:
         return
-    export.status = AuditExport.Status.RUNNING
-    export.file_name = f"{tenant_schema}-model-calls-{export.id}.zip"
-    export.save(update_fields=["status", "file_name"])
     directory = os.path.join(settings.AUDIT_EXPORT_DIR, tenant_schema)
     path = os.path.join(directory, export.file_name)
 

@@ -144,6 +144,7 @@ class Migration(migrations.Migration):
                 ("file_name", models.CharField(blank=True, max_length=255)),
                 ("file_size", models.BigIntegerField(default=0)),
                 ("error", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
                 ("expires_at", models.DateTimeField(blank=True, null=True)),
                 (

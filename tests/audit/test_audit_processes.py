@@ -290,3 +290,36 @@ def test_expired_exports_are_deleted_and_no_longer_downloadable(acme: Tenant) ->
         assert export.status == AuditExport.Status.EXPIRED
     assert not path.exists()
     assert client.get(f"/console/audit/exports/{export.id}/download/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_redelivered_export_task_does_not_start_a_second_writer(acme: Tenant) -> None:
+    from audit.tasks import build_model_call_export
+
+    with tenant_context(acme):
+        running = AuditExport.objects.create(
+            window_start=timezone.now() - dt.timedelta(days=1),
+            window_end=timezone.now(),
+            redaction_policy="full",
+            status=AuditExport.Status.RUNNING,
+            started_at=timezone.now(),
+        )
+        build_model_call_export("acme", str(running.id))
+        running.refresh_from_db()
+        assert running.status == AuditExport.Status.RUNNING and running.file_name == ""
+
+        pending = AuditExport.objects.create(
+            window_start=timezone.now() - dt.timedelta(days=1),
+            window_end=timezone.now(),
+            redaction_policy="full",
+        )
+        build_model_call_export("acme", str(pending.id))
+        build_model_call_export("acme", str(pending.id))  # the redelivery finds it done
+        pending.refresh_from_db()
+        assert pending.status == AuditExport.Status.READY
+        assert (
+            AuditEvent.objects.filter(
+                kind="audit.export_completed", details__export_id=str(pending.id)
+            ).count()
+            == 1
+        )
