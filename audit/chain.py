@@ -265,10 +265,17 @@ class ChainHead:
     timestamp: dt.datetime | None
 
 
+def _timestamp_field(model_class: type[models.Model], spec: ChainSpec) -> models.Field[Any, Any]:
+    field = model_class._meta.get_field(spec.timestamp_field)
+    if not isinstance(field, models.Field):
+        raise ChainError(f"{spec.timestamp_field} is not a column of {model_class.__name__}.")
+    return field
+
+
 def read_head(model_class: type[models.Model], cursor: Any = None) -> ChainHead:
     spec = spec_for(model_class)
     quote = connection.ops.quote_name
-    timestamp_column = model_class._meta.get_field(spec.timestamp_field).column  # type: ignore[union-attr]
+    timestamp_column = str(_timestamp_field(model_class, spec).column)
     sql = (
         f"SELECT seq, record_hash, {quote(timestamp_column)} FROM {quote(model_class._meta.db_table)}"  # noqa: S608
         " ORDER BY seq DESC LIMIT 1"
@@ -301,7 +308,7 @@ def append_to_chain(model_class: type[M], row_fields: dict[str, Any] | None = No
     salt = secrets.token_hex(16) if spec.sensitive else ""
     record = canonical_record(model_class, row_values(instance), spec)
     commitments = {name: commitment(salt, text_sha256(value)) for name, value in record.sensitive.items()}
-    timestamp_column = model_class._meta.get_field(spec.timestamp_field).attname  # type: ignore[union-attr]
+    timestamp_column = _timestamp_field(model_class, spec).attname
     # No savepoint: a failed insert (e.g. a duplicate request id) fails the caller's transaction, which
     # Django requires callers to handle outside it anyway; this saves two round trips under the lock.
     with transaction.atomic(savepoint=False):
