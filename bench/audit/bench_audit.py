@@ -307,6 +307,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--lock-writes", type=int, default=400, help="record writes per single-process run")
     parser.add_argument("--skip-export", action="store_true", help="only the chain lock and gateway parts")
+    parser.add_argument("--skip-lock", action="store_true", help="only the export and verification part")
     args = parser.parse_args()
     ensure_database()
     tenant = bench_tenant()
@@ -322,6 +323,8 @@ def main() -> None:
         for step, records, seconds, rate, cpu_rate, peak in export_and_verify(size):
             print(f"{step:<8} {records:>10} {seconds:>8.1f} {rate:>11,.0f} {cpu_rate:>11,.0f} {peak:>13}")
 
+    if args.skip_lock:
+        return
     print("\nCost of the chain lock on the record write (one model-call row, own transaction)")
     print(f"{'write':<16} {'procs':>7} {'p50 ms':>8} {'p99 ms':>8} {'writes/s':>9}")
     for name, threads, p50, p99, rate in lock_cost(tenant, args.lock_writes):
