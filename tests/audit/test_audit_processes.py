@@ -3,6 +3,7 @@ tenant, the console's export flow through a worker, retention pruning, and the v
 virtualenv that has nothing but `cryptography`."""
 
 import datetime as dt
+import re
 import subprocess
 import sys
 import uuid
@@ -30,7 +31,17 @@ from tests.audit.helpers import VERIFIER_PATH, load_verifier, make_calls
 from tests.conftest import client_for, make_member
 from tests.support import processes
 
-CRYPTOGRAPHY_PIN = "cryptography==50.0.2"  # requirements/lock.txt
+LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements" / "lock.txt"
+
+
+def verifier_requirements() -> str:
+    """cryptography and its dependencies, pinned with hashes, copied from the project's lock file."""
+    blocks = []
+    for block in re.split(r"\n(?=\S)", LOCK_FILE.read_text()):
+        if re.match(r"(cryptography|cffi|pycparser)==", block):
+            blocks.append("\n".join(line for line in block.splitlines() if not line.strip().startswith("#")))
+    assert len(blocks) == 3, blocks
+    return "\n".join(blocks) + "\n"
 
 
 @pytest.fixture
@@ -149,7 +160,13 @@ def test_tenant_admin_exports_from_the_console_and_the_file_verifies_in_a_clean_
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin/pip"), "install", "-q", CRYPTOGRAPHY_PIN], check=True, timeout=300)
+    requirements = tmp_path / "verifier-requirements.txt"
+    requirements.write_text(verifier_requirements())
+    subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "--require-hashes", "-r", str(requirements)],
+        check=True,
+        timeout=300,
+    )
     installed = subprocess.run(
         [str(venv / "bin/pip"), "freeze"], capture_output=True, text=True, check=True
     ).stdout
@@ -323,3 +340,17 @@ def test_a_redelivered_export_task_does_not_start_a_second_writer(acme: Tenant) 
             ).count()
             == 1
         )
+
+
+def test_every_audit_console_route_is_for_tenant_admins_only() -> None:
+    from django.urls import get_resolver
+
+    from tests.test_access_rules import walk
+
+    rules = {
+        name: pattern.callback.tenant_access  # type: ignore[attr-defined]
+        for name, pattern in walk(get_resolver("convosuite.urls").url_patterns)
+        if name.startswith("audit:")
+    }
+    assert len(rules) == 6
+    assert all(rule == {"tenant_admin"} for rule in rules.values())
