@@ -17,7 +17,7 @@ from django.http.response import HttpResponseBase
 
 from accounts.models import Role
 
-# HttpResponseBase: streaming responses (server-sent events) go through the same gate.
+# HttpResponseBase: streaming responses (server-sent events) and file downloads go through the same gate.
 ViewFunc = Callable[..., HttpResponseBase]
 
 MEMBER_ROLES = (Role.END_USER, Role.TENANT_ADMIN)

@@ -8,11 +8,13 @@ from accounts import views as account_views
 urlpatterns = [
     path("", account_views.tenant_root, name="root"),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("", include("evidence.urls")),
     path("logout/", account_views.logout, name="logout"),
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("chat/", include("chat.urls")),
     # Before console/: the console's placeholder route would otherwise claim these sections.
     path("console/prompts/", include("prompts.urls")),
+    path("console/audit/", include("audit.urls")),
     path("", include("knowledge.urls")),
     path("console/", include("console.urls")),
     path("v1/", include("gateway.api.urls")),

@@ -21,6 +21,7 @@ def landing(request):  # type: ignore[no-untyped-def]
 urlpatterns = [
     path("", landing, name="landing"),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("", include("evidence.urls")),
     path("logout/", account_views.logout, name="logout"),
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("admin/", admin.site.urls),

@@ -6,7 +6,7 @@ A small process supervisor (standard library only). In order:
      (manage.py migrate_schemas --shared, manage.py seed_demo)
   2. the development identity provider      (python -m devtools.idp)             port IDP_PORT   (8090)
   3. the local model server, SmolLM2-135M    (python -m llama_cpp.server)         port MODEL_PORT (8091)
-  4. a Celery worker                         (celery -A convosuite worker)
+  4. a Celery worker with embedded beat     (celery -A convosuite worker --beat)
   5. the web server                          (manage.py runserver)                port WEB_PORT   (8000)
 
 Each child runs in its own process group; its output goes to .devdata/logs/<name>.log and the console shows
@@ -461,8 +461,12 @@ def main() -> int:
                 "INFO",
                 "--concurrency",
                 "2",
+                # Embedded beat: signs every tenant's chain heads periodically (one worker runs -B).
+                "--beat",
+                "--schedule",
+                str(ROOT / ".devdata" / "celerybeat-schedule"),
             ],
-            "[4/5] starting the Celery worker",
+            "[4/5] starting the Celery worker (with beat)",
             ready=celery_ready,
             timeout=120,
         )

@@ -5,8 +5,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from audit.models import HashChained
 
-class ModelCall(models.Model):
+
+class ModelCall(HashChained):
+    """Hash-chained (audit/chain.py): appended once, when the call is final; never updated."""
+
     class Status(models.TextChoices):
         # Written before the provider is contacted, under the request id's unique constraint, so that a
         # redelivered task finds it and never calls the provider a second time.

@@ -28,6 +28,7 @@ SHARED_APPS = [
     "tenants",
     "django_tenants",
     "keys",
+    "evidence",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
@@ -154,6 +155,28 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
 # A task not acked within this time is redelivered; keep it above CELERY_TASK_TIME_LIMIT and
 # GATEWAY_LEASE_SECONDS (tests lower it to see a killed worker's task redelivered quickly).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300)}
+
+# Celery beat (run by `celery -A convosuite worker -B` in `make up`): signed checkpoints of every tenant's
+# chain heads, and deletion of expired audit export files.
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint-chain-heads": {
+        "task": "audit.checkpoint_every_tenant",
+        "schedule": env.int("AUDIT_CHECKPOINT_SECONDS", default=900),
+    },
+    "audit-expire-exports": {
+        "task": "audit.expire_exports_every_tenant",
+        "schedule": env.int("AUDIT_EXPORT_EXPIRY_SWEEP_SECONDS", default=3600),
+    },
+}
+
+# --- Audit evidence (docs/audit.md) ------------------------------------------------------------------
+# Ed25519 private key (PEM, or base64 of the PEM). Local and test settings fall back to a generated file.
+AUDIT_SIGNING_KEY = env("CONVOSUITE_SIGNING_KEY", default="")
+AUDIT_SIGNING_KEY_DEV_FILE: str | None = None
+# Where export files are written; web and worker processes must share it (a mounted volume in production).
+AUDIT_EXPORT_DIR = env("AUDIT_EXPORT_DIR", default=str(BASE_DIR / ".devdata" / "exports"))
+AUDIT_EXPORT_RETENTION_HOURS = env.int("AUDIT_EXPORT_RETENTION_HOURS", default=72)
 
 # --- Model gateway -----------------------------------------------------------------------------------
 # Model aliases the product knows. Prices are per token in USD; a model without a price is not offered.

@@ -12,3 +12,4 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
 # Required: without master keys no tenant text can be read or written.
 CONVOSUITE_MASTER_KEYS = env.list("CONVOSUITE_MASTER_KEYS")
+AUDIT_SIGNING_KEY = env("CONVOSUITE_SIGNING_KEY")

@@ -2,7 +2,7 @@
 separate database, Redis database and Celery queue, and the provider simulator as the model back end."""
 
 from .base import *  # noqa: F403
-from .base import GATEWAY_MODELS, env
+from .base import BASE_DIR, GATEWAY_MODELS, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-not-a-secret")
@@ -70,3 +70,6 @@ KNOWLEDGE_EMBEDDING_MODELS = {
     "sim-embedding": {"label": "Simulated provider (384)", "dimensions": 384, "backend": "gateway",
                       "gateway_model": "sim-embedding"},
 }  # fmt: skip
+
+AUDIT_SIGNING_KEY_DEV_FILE = str(BASE_DIR / ".devdata" / "test-audit-signing-key.pem")
+AUDIT_EXPORT_DIR = env("AUDIT_EXPORT_DIR", default=str(BASE_DIR / "test-artifacts" / "exports"))

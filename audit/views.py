@@ -1,0 +1,136 @@
+"""The audit console for tenant admins: events, exports (with progress), redaction policy, public key
+and the verifier. Thin views: parse, call one action, render."""
+
+import datetime as dt
+import json
+import os
+import uuid
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import tenant_view
+from audit.actions import (
+    ExportRejected,
+    access_export_by_id,
+    audit_settings,
+    do_request_model_call_export,
+    do_set_redaction_policy,
+    export_file_path,
+)
+from audit.models import AuditEvent, AuditExport, RedactionPolicy
+from evidence.signing import platform_key
+
+ADMIN = ["tenant_admin"]
+EVENTS_PER_PAGE = 25
+VERIFIER_FILE = settings.BASE_DIR / "verifier" / "verify_export.py"
+
+
+def _parse_local(value: str) -> dt.datetime | None:
+    """<input type=datetime-local> sends no zone: the console states that times are UTC."""
+    parsed = parse_datetime(value.strip()) if value else None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _with_details_text(event: AuditEvent) -> AuditEvent:
+    details = event.details or {}
+    summary = ", ".join(f"{key}: {json.dumps(value, default=str)}" for key, value in details.items())
+    event.details_summary = summary if len(summary) <= 90 else summary[:89] + "…"  # type: ignore[attr-defined]
+    event.details_pretty = json.dumps(details, indent=2, sort_keys=True, default=str)  # type: ignore[attr-defined]
+    return event
+
+
+def _page_context(request: HttpRequest, **extra: object) -> dict[str, object]:
+    events = Paginator(AuditEvent.objects.select_related("actor").order_by("-seq"), EVENTS_PER_PAGE)
+    page = events.get_page(request.GET.get("page"))
+    page.object_list = [_with_details_text(event) for event in page.object_list]
+    # The default window ends at the next whole minute, so it includes the calls made a moment ago.
+    now = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return {
+        "events": page,
+        "exports": AuditExport.objects.order_by("-created_at")[:10],
+        "settings": audit_settings(),
+        "redaction_choices": RedactionPolicy.choices,
+        "public_key": platform_key(),
+        "default_start": (now - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M"),
+        "default_end": now.strftime("%Y-%m-%dT%H:%M"),
+        "retention_hours": settings.AUDIT_EXPORT_RETENTION_HOURS,
+        **extra,
+    }
+
+
+@require_GET
+@tenant_view(roles=ADMIN)
+def audit_home(request: HttpRequest) -> HttpResponse:
+    return render(request, "audit/console.html", _page_context(request))
+
+
+@require_POST
+@tenant_view(roles=ADMIN)
+def start_export(request: HttpRequest) -> HttpResponse:
+    window_start = _parse_local(request.POST.get("window_start", ""))
+    window_end = _parse_local(request.POST.get("window_end", ""))
+    error = ""
+    if window_start is None or window_end is None:
+        error = "Give the window's start and end as dates and times (UTC)."
+    else:
+        try:
+            do_request_model_call_export(
+                window_start=window_start, window_end=window_end, acting_user=request.user
+            )
+        except ExportRejected as rejection:
+            error = str(rejection)
+    if not request.htmx:  # type: ignore[attr-defined]
+        if error:
+            return render(
+                request, "audit/console.html", _page_context(request, export_error=error), status=400
+            )
+        return redirect("audit:home")
+    context = {"exports": AuditExport.objects.order_by("-created_at")[:10], "export_error": error}
+    return render(request, "audit/_exports.html", context, status=400 if error else 200)
+
+
+@require_GET
+@tenant_view(roles=ADMIN)
+def export_row(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+    return render(request, "audit/_export_row.html", {"export": access_export_by_id(export_id)})
+
+
+@require_GET
+@tenant_view(roles=ADMIN)
+def download_export(request: HttpRequest, export_id: uuid.UUID) -> FileResponse:
+    export = access_export_by_id(export_id)
+    if export.status != AuditExport.Status.READY:
+        raise Http404("This export is not available.")
+    path = export_file_path(export)
+    if not os.path.exists(path):
+        raise Http404("This export is not available.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=export.file_name)  # noqa: SIM115
+
+
+@require_POST
+@tenant_view(roles=ADMIN)
+def set_redaction_policy(request: HttpRequest) -> HttpResponse:
+    policy = request.POST.get("redaction_policy", "")
+    if policy not in RedactionPolicy.values:
+        return HttpResponse("Unknown redaction policy.", status=400, content_type="text/plain; charset=utf-8")
+    do_set_redaction_policy(policy, acting_user=request.user)
+    return redirect("audit:home")
+
+
+@require_GET
+@tenant_view(roles=ADMIN)
+def download_verifier(request: HttpRequest) -> FileResponse:
+    return FileResponse(
+        open(VERIFIER_FILE, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename="verify_export.py",
+        content_type="text/x-python",
+    )
