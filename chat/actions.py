@@ -176,6 +176,24 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     publisher.end(message.status)
 
 
+UNEXPECTED_FAILURE_MESSAGE = "Something went wrong while answering. Please try again."
+
+
+def do_mark_reply_failed(message_id: uuid.UUID) -> None:
+    """After an unexpected error in the worker: a pending reply becomes a failed one, and its listeners
+    are told, so the page stops waiting."""
+    message = Message.objects.filter(
+        id=message_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
+    ).first()
+    if message is None:
+        return
+    message.status = Message.Status.FAILED
+    message.error_for_user = UNEXPECTED_FAILURE_MESSAGE
+    message.save(update_fields=["status", "error_for_user"])
+    if message.request_id is not None:
+        ReplyPublisher(current_schema(), message.request_id).end(message.status)
+
+
 def do_rename_conversation(conversation: Conversation, title: str) -> Conversation:
     title = " ".join(title.split())
     if not title:

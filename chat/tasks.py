@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from celery import shared_task
 
-from chat.actions import do_generate_assistant_reply
+from chat.actions import do_generate_assistant_reply, do_mark_reply_failed
 from tenants.context import current_schema, in_tenant_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,4 +38,9 @@ def requires_tenant_context(func: F) -> F:
 @shared_task(name="chat.generate_assistant_reply")
 @requires_tenant_context
 def generate_assistant_reply(tenant_schema: str, message_id: str) -> None:
-    do_generate_assistant_reply(uuid.UUID(message_id))
+    try:
+        do_generate_assistant_reply(uuid.UUID(message_id))
+    except Exception:
+        # A bug must not leave the person watching a typing indicator forever: say so, then fail loudly.
+        do_mark_reply_failed(uuid.UUID(message_id))
+        raise

@@ -3,7 +3,7 @@
 A small process supervisor (standard library only). In order:
 
   1. the database (created if missing), shared migrations, then the demo tenants and users
-     (manage.py migrate_schemas --shared, manage.py seed_demo)
+     (manage.py migrate_schemas, manage.py seed_demo)
   2. the development identity provider      (python -m devtools.idp)             port IDP_PORT   (8090)
   3. the local model server, SmolLM2-135M    (python -m llama_cpp.server)         port MODEL_PORT (8091)
   4. a Celery worker with embedded beat     (celery -A convosuite worker --beat)
@@ -422,8 +422,9 @@ def main() -> int:
         sup.run_once("createdb", [PYTHON, "-c", CREATE_DATABASE], "[1/5] checking the database")
         sup.run_once(
             "migrate",
-            [PYTHON, "manage.py", "migrate_schemas", "--shared"],
-            "[1/5] migrating the shared schema",
+            # Every schema: tenants created by an earlier run need the migrations added since.
+            [PYTHON, "manage.py", "migrate_schemas"],
+            "[1/5] migrating the shared schema and existing tenants",
         )
         sup.run_once(
             "seed_demo",

@@ -99,3 +99,29 @@ def test_task_sent_from_outside_a_tenant_fails_loudly_in_the_worker(acme: Tenant
         timeout=20,
         message="the worker to refuse the task",
     )
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_in_the_worker_fails_the_reply_instead_of_leaving_it_pending(
+    acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chat.tasks
+
+    def simulated_bug(message_id: uuid.UUID) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(chat.tasks, "do_generate_assistant_reply", simulated_bug)
+    alice = make_member(acme)
+    with tenant_context(acme):
+        conversation = Conversation.objects.create(owner=alice)
+        pending = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.PENDING,
+            request_id=uuid.uuid4(),
+        )
+        with pytest.raises(RuntimeError, match="simulated bug"):
+            generate_assistant_reply("acme", str(pending.id))
+        pending.refresh_from_db()
+    assert pending.status == Message.Status.FAILED
+    assert pending.error_for_user == "Something went wrong while answering. Please try again."
