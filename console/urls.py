@@ -11,6 +11,6 @@ urlpatterns = [
     path("model-calls/", views.model_calls, name="model_calls"),
     path("model-calls/<uuid:call_id>/", views.model_call_detail, name="model_call"),
     path("members/", views.members, name="members"),
-    path("audit/", views.audit_events, name="audit"),
+    path("audit-events/", views.audit_events, name="audit"),
     path("coming/<slug:section>/", views.coming_soon, name="coming_soon"),
 ]

@@ -195,7 +195,7 @@ def test_end_user_gets_403_on_every_console_page_and_no_console_link(acme: Tenan
     user = make_member(acme)
     client = client_for(acme, user)
     for path in ["/console/", "/console/usage/", "/console/usage/live/", "/console/model-calls/",
-                 "/console/members/", "/console/audit/", "/console/coming/budgets/"]:  # fmt: skip
+                 "/console/members/", "/console/audit-events/", "/console/coming/budgets/"]:  # fmt: skip
         assert client.get(path).status_code == 403, path
     assert 'id="console-link"' not in client.get("/chat/").content.decode()
 
@@ -227,5 +227,5 @@ def test_members_mirror_roles_and_last_login(acme: Tenant) -> None:
 def test_audit_page_lists_the_tenants_events(acme: Tenant) -> None:
     with tenant_context(acme):
         do_record_audit_event(kind="budget.changed", actor_label="someone", details={"daily_tokens": 5000})
-    body = client_for(acme, admin_of(acme)).get("/console/audit/?kind=budget.").content.decode()
+    body = client_for(acme, admin_of(acme)).get("/console/audit-events/?kind=budget.").content.decode()
     assert "budget.changed" in body and "daily_tokens" in body

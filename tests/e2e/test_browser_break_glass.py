@@ -55,7 +55,7 @@ def test_platform_admin_reads_under_a_grant_and_the_tenant_admin_sees_it(stack: 
 
     admin = new_page()
     sign_in(admin, stack, "acme", "admin@acme.example")
-    admin.goto(stack.url("acme", "/console/audit/?kind=break_glass."))
+    admin.goto(stack.url("acme", "/console/audit-events/?kind=break_glass."))
     expect(admin.locator("#audit-table")).to_contain_text(REASON)
     expect(admin.locator("tr[data-kind='break_glass.read']").first).to_contain_text("/conversations/")
     expect(admin.locator("tr[data-kind='break_glass.read']").first).to_contain_text("ops@convosuite.example")
