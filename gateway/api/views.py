@@ -188,6 +188,7 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
             model=model,
             messages=messages,
             max_tokens=max_tokens,
+            source="api",
         )
     except GatewayError as error:
         return _gateway_error_response(error)
@@ -236,6 +237,7 @@ def _stream_completion(
         model=model,
         messages=messages,
         max_tokens=max_tokens,
+        source="api",
     )
     try:
         # Refusals and an unreachable provider surface before the first token: answer them with a status.
@@ -362,6 +364,7 @@ def embeddings(request: HttpRequest) -> HttpResponseBase:
             model=model,
             inputs=inputs,
             dimensions=dimensions,
+            source="api",
         )
     except GatewayError as error:
         return _gateway_error_response(error)
