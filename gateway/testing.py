@@ -54,7 +54,9 @@ def restore_shared_tenant_policy(tenant_schema: str) -> bool:
         for name, value in wanted.items()
         if _normalised(policy, name, getattr(policy, name)) != _normalised(policy, name, value)
     }
-    zone_changed = Tenant.objects.filter(schema_name=tenant_schema).exclude(time_zone="UTC").update(time_zone="UTC")
+    zone_changed = (
+        Tenant.objects.filter(schema_name=tenant_schema).exclude(time_zone="UTC").update(time_zone="UTC")
+    )
     raw_version = store.client().hget(f"{store.tenant_prefix(tenant_schema)}:policy", "version")
     published = int(raw_version) if raw_version is not None else None
     if not changed and not zone_changed and published == policy.version:

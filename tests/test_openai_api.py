@@ -124,7 +124,12 @@ def test_client_that_hangs_up_mid_stream_leaves_a_cut_off_record(
                 if index > 6:
                     break
     record = wait_for(
-        lambda: (found := recorded(acme, request_id)) and found.status != ModelCall.Status.OK and found,
+        # The record is claimed ('started') when the call begins and completed when the stream ends.
+        lambda: (
+            (found := recorded(acme, request_id))
+            and found.status not in (ModelCall.Status.OK, ModelCall.Status.STARTED)
+            and found
+        ),
         timeout=20,
         message="the cut-off record",
     )
@@ -171,6 +176,25 @@ def test_models_lists_the_tenants_allowed_models_and_a_scoped_key_sees_only_its_
     assert scoped.models.retrieve("sim-embedding").id == "sim-embedding"
     with pytest.raises(openai.NotFoundError):
         scoped.models.retrieve("sim-model")
+
+
+def test_models_and_embeddings_follow_the_tenants_allow_list(stack: Stack, acme: Tenant) -> None:
+    """An admin's change to the allow-list is what the API lists and serves, at once; a model taken off it
+    is refused (404, recorded) before any provider call. The shared policy is restored after the test."""
+    from gateway.actions import do_set_model_allow_list
+
+    stack.simulator.reset()
+    client = api_client(stack, "acme", new_key(acme))
+    with tenant_context(acme):
+        do_set_model_allow_list(allowed_models=["sim-model", "sim-fallback"], actor_label="test")
+    assert {model.id for model in client.models.list()} == {"sim-model", "sim-fallback"}
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.embeddings.create(model="sim-embedding", input="hello")
+    assert refused.value.code == "model_not_found"
+    assert stack.simulator.requests() == []
+    refusal = recorded(acme, refused.value.response.headers["x-request-id"])
+    assert refusal is not None and refusal.status == ModelCall.Status.REFUSED
+    assert refusal.error_code == "model_not_found"
 
 
 def test_key_scoped_to_models_cannot_use_another_model(stack: Stack, acme: Tenant) -> None:

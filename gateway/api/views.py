@@ -44,7 +44,11 @@ class BadRequest(Exception):
 
 
 def _gateway_error_response(error: GatewayError) -> JsonResponse:
-    return JsonResponse(error.as_openai_error(), status=error.status_code)
+    response = JsonResponse(error.as_openai_error(), status=error.status_code)
+    if error.call is not None:
+        # Refusals and failures are recorded too: the id finds the record in the tenant's model-call log.
+        response["X-Request-Id"] = str(error.call.request_id)
+    return response
 
 
 def _model_not_found(model: str) -> JsonResponse:
