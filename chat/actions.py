@@ -148,6 +148,7 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
             model=agent.model if agent else default_model_for_tenant(tenant_schema),
             messages=messages,
             max_tokens=agent.max_tokens if agent else None,
+            source="chat",
         ):
             if event.kind == "token":
                 publisher.token(event.text)

@@ -38,6 +38,15 @@ class ModelRoute:
         return self.input_cost_per_token * tokens_in + self.output_cost_per_token * tokens_out
 
 
+CHAT_KIND = "chat"
+EMBEDDING_KIND = "embedding"
+
+
+def model_kind(alias: str) -> str:
+    """ "chat" or "embedding", from the model's entry in settings.GATEWAY_MODELS."""
+    return str(settings.GATEWAY_MODELS.get(alias, {}).get("kind", CHAT_KIND))
+
+
 def catalogue_aliases() -> list[str]:
     return sorted(settings.GATEWAY_MODELS)
 

@@ -213,7 +213,10 @@ def _initialise_counters(
     from gateway.models import ModelCall
 
     day_start, month_start, next_day = period_bounds(local_now)
-    counted = ModelCall.objects.filter(status__in=[ModelCall.Status.OK, ModelCall.Status.ERROR])
+    # Cut-off streams are settled to the tokens they produced, so they count like finished calls.
+    counted = ModelCall.objects.filter(
+        status__in=[ModelCall.Status.OK, ModelCall.Status.ERROR, ModelCall.Status.CUT_OFF]
+    )
     month = counted.filter(created_at__gte=month_start, created_at__lt=next_day).aggregate(
         tokens=Coalesce(Sum("tokens_in"), 0) + Coalesce(Sum("tokens_out"), 0),
         cost=Coalesce(Sum("cost"), Decimal(0)),

@@ -90,9 +90,13 @@ def router() -> Any:
 
 
 def call_chain(
-    chain: list[str], *, messages: list[dict[str, Any]], max_tokens: int, metadata: dict[str, str]
+    chain: list[str], *, metadata: dict[str, str], operation: str = "completion", **params: Any
 ) -> RoutedResponse:
-    """Try each model of the chain in order; raise AllProvidersFailed when none answers."""
+    """Try each model of the chain in order; raise AllProvidersFailed when none answers.
+
+    operation: the Router method ("completion" or "embedding"); params go to it as they are (messages,
+    max_tokens, stream, input, ...). For a stream, only opening it can fail over: once the provider has
+    answered with a stream, its chunks belong to that model."""
     breakers = breaker.states(chain, max_age=settings.GATEWAY_POLICY_CACHE_SECONDS)
     errors: list[str] = []
     for position, alias in enumerate(chain):
@@ -102,9 +106,7 @@ def call_chain(
             continue
         route = get_model_route(alias)
         try:
-            response = router().completion(
-                model=alias, messages=messages, max_tokens=max_tokens, metadata=metadata
-            )
+            response = getattr(router(), operation)(model=alias, metadata=metadata, **params)
         except Exception as failure:  # noqa: BLE001 - any provider failure moves on to the fallback
             summary = f"{type(failure).__name__}: {failure}"[:500]
             errors.append(f"{alias}: {summary}")

@@ -29,6 +29,7 @@ from django.db.models import Field, JSONField
 from django.utils import timezone
 
 from gateway import policy as gateway_policy
+from gateway.config import CHAT_KIND, EMBEDDING_KIND, model_kind
 from gateway.errors import (
     BudgetExceeded,
     GatewayError,
@@ -44,7 +45,17 @@ from tenants.context import current_schema, in_tenant_schema
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Completion", "GatewayError", "TenantContextError", "complete", "load_provider_client"]
+__all__ = [
+    "ClaimedCall",
+    "Completion",
+    "GatewayError",
+    "TenantContextError",
+    "begin_call",
+    "complete",
+    "fail_call",
+    "load_provider_client",
+    "settled_record",
+]
 
 INTERRUPTED_MESSAGE = "The assistant was interrupted while answering this message. Please send it again."
 _ERROR_TYPES: dict[str, type[GatewayError]] = {
@@ -119,35 +130,57 @@ def error_for_record(call: ModelCall) -> GatewayError:
     return ProviderUnavailable(UNAVAILABLE_MESSAGE, call=call)
 
 
-def complete(
+@dataclass(frozen=True)
+class ClaimedCall:
+    """A call this process owns: its 'started' record is written and its worst case is reserved."""
+
+    call_id: uuid.UUID
+    tenant_schema: str
+    request_id: uuid.UUID
+    model: str
+    chain: list[str]
+    max_tokens: int
+    reservation: gateway_policy.Reservation
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"tenant": self.tenant_schema, "request_id": str(self.request_id)}
+
+
+def begin_call(
     *,
     tenant_schema: str,
     request_id: uuid.UUID,
     user_id: int | None,
     model: str,
     messages: list[dict[str, Any]],
-    max_tokens: int | None = None,
-    source: str = "",
+    max_tokens: int | None,
+    source: str,
+    kind: str = CHAT_KIND,
     now: dt.datetime | None = None,
-) -> Completion:
-    """One policed, recorded model call (see the module docstring for the order of work).
+) -> ClaimedCall | None:
+    """Steps 1-3 of every call path (complete, stream, embed): check the tenant context, claim the request
+    id, then policy (allow-list -> kill switch -> rate limits -> budget reservation).
 
-    max_tokens: the caller's cap, lowered to the catalogue's cap of every model in the fallback chain.
-    source: where the call came from ("chat", "api", ...), kept on the record.
-    now: the policy clock (budget calendar and rate windows); tests set it, callers leave it alone."""
+    Returns None when another delivery already claimed this request id (use settled_record). A refusal is
+    recorded and raised as its GatewayError; a policy store failure is recorded and fails closed.
+    kind: "chat" (max_tokens capped by the chain and always sent) or "embedding" (nothing generated)."""
     _check_tenant_context(tenant_schema)
     call_id = _claim(request_id, user_id, model, messages, source)
     if call_id is None:
-        return _answer_for_existing(tenant_schema, request_id)
-
-    # Policy: allow-list -> kill switch -> rate limits -> budget reservation; refusals are recorded.
+        return None
     try:
         policy = gateway_policy.load_policy(tenant_schema, max_age=settings.GATEWAY_POLICY_CACHE_SECONDS)
         gateway_policy.check_model_allowed(policy, model)
+        if model_kind(model) != kind:
+            raise ModelNotAllowed(f"The model {model!r} is not a {kind} model.")
         chain = policy.chain_for(model)
-        route_max = min(_route_max_tokens(alias) for alias in chain)
-        # Always sent to the provider, so the reservation below is a true upper bound of the completion.
-        call_max_tokens = max(1, min(max_tokens, route_max)) if max_tokens else route_max
+        if kind == EMBEDDING_KIND:
+            call_max_tokens = 0
+        else:
+            route_max = min(_route_max_tokens(alias) for alias in chain)
+            # Always sent to the provider, so the reservation below is a true upper bound of the completion.
+            call_max_tokens = max(1, min(max_tokens, route_max)) if max_tokens else route_max
         reservation = gateway_policy.reserve(
             tenant_schema=tenant_schema,
             request_id=request_id,
@@ -166,46 +199,85 @@ def complete(
             model,
             refusal.code,
         )
-        _finish(call_id, status=ModelCall.Status.REFUSED, error_code=refusal.code, error=refusal.user_message)
+        finish_record(
+            call_id, status=ModelCall.Status.REFUSED, error_code=refusal.code, error=refusal.user_message
+        )
         refusal.call = ModelCall.objects.get(id=call_id)
         raise
     except Exception:
         # The policy store failed (e.g. Redis down): fail closed, budgets cannot be enforced.
         logger.exception("policy check failed tenant=%s request_id=%s", tenant_schema, request_id)
-        _finish(
+        finish_record(
             call_id,
             status=ModelCall.Status.ERROR,
             error_code="policy_unavailable",
             error="The budget and policy store could not be reached; the call was not made.",
         )
         raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from None
+    return ClaimedCall(call_id, tenant_schema, request_id, model, chain, call_max_tokens, reservation)
+
+
+def fail_call(
+    claimed: ClaimedCall, failure: AllProvidersFailed, started: float, message: str = UNAVAILABLE_MESSAGE
+) -> ProviderUnavailable:
+    """No model of the chain answered: record the error, give the reservation back, return the error to
+    raise (its message is safe to show)."""
+    logger.warning(
+        "model call failed tenant=%s request_id=%s model=%s attempts=%d",
+        claimed.tenant_schema,
+        claimed.request_id,
+        claimed.model,
+        len(failure.errors),
+    )
+    finish_record(
+        claimed.call_id,
+        status=ModelCall.Status.ERROR,
+        error_code=ProviderUnavailable.code,
+        error=str(failure),
+        latency_ms=int((time.perf_counter() - started) * 1000),
+        max_tokens=claimed.max_tokens,
+    )
+    settle_or_leave_to_expiry(gateway_policy.release, claimed.reservation)
+    return ProviderUnavailable(message, call=ModelCall.objects.get(id=claimed.call_id))
+
+
+def complete(
+    *,
+    tenant_schema: str,
+    request_id: uuid.UUID,
+    user_id: int | None,
+    model: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int | None = None,
+    source: str = "",
+    now: dt.datetime | None = None,
+) -> Completion:
+    """One policed, recorded model call (see the module docstring for the order of work).
+
+    max_tokens: the caller's cap, lowered to the catalogue's cap of every model in the fallback chain.
+    source: where the call came from ("chat", "api", ...), kept on the record.
+    now: the policy clock (budget calendar and rate windows); tests set it, callers leave it alone."""
+    claimed = begin_call(
+        tenant_schema=tenant_schema,
+        request_id=request_id,
+        user_id=user_id,
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        source=source,
+        now=now,
+    )
+    if claimed is None:
+        return _answer_for_existing(tenant_schema, request_id)
+    call_id, reservation, call_max_tokens = claimed.call_id, claimed.reservation, claimed.max_tokens
 
     started = time.perf_counter()
     try:
         routed = call_chain(
-            chain,
-            messages=messages,
-            max_tokens=call_max_tokens,
-            metadata={"tenant": tenant_schema, "request_id": str(request_id)},
+            claimed.chain, metadata=claimed.metadata, messages=messages, max_tokens=call_max_tokens
         )
     except AllProvidersFailed as failure:
-        latency_ms = int((time.perf_counter() - started) * 1000)
-        logger.warning(
-            "model call failed tenant=%s request_id=%s model=%s attempts=%d",
-            tenant_schema,
-            request_id,
-            model,
-            len(failure.errors),
-        )
-        _finish(
-            call_id,
-            status=ModelCall.Status.ERROR,
-            error_code=ProviderUnavailable.code,
-            error=str(failure),
-            latency_ms=latency_ms,
-        )
-        _settle_or_leave_to_expiry(gateway_policy.release, reservation)
-        raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from failure
+        raise fail_call(claimed, failure, started) from failure
 
     latency_ms = int((time.perf_counter() - started) * 1000)
     response = routed.response
@@ -230,9 +302,9 @@ def complete(
         # Earlier attempts that failed before a fallback answered, for the evidence.
         "error": "; ".join(routed.errors)[:2000],
     }
-    finished = _finish(call_id, status=ModelCall.Status.OK, **fields)
+    finished = finish_record(call_id, status=ModelCall.Status.OK, **fields)
     # Settle even when another delivery declared this call interrupted: the usage did happen.
-    _settle_or_leave_to_expiry(
+    settle_or_leave_to_expiry(
         gateway_policy.settle, reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
     )
     if not finished:
@@ -264,7 +336,7 @@ def complete(
     )
 
 
-def _settle_or_leave_to_expiry(action: Any, reservation: gateway_policy.Reservation, **usage: Any) -> None:
+def settle_or_leave_to_expiry(action: Any, reservation: gateway_policy.Reservation, **usage: Any) -> None:
     """The call is recorded; if Redis fails now, the answer still goes out. The reservation then stays
     at its worst case (over-counting, the safe side) until it expires and is swept."""
     try:
@@ -332,7 +404,7 @@ def _claim(
     return call_id if inserted else None
 
 
-def _finish(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
+def finish_record(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
     """Complete a 'started' record in one round trip; False if it is no longer started (another delivery
     took it over). The commit waits for the WAL flush unless GATEWAY_DURABLE_RECORDS is off (docs/gateway.md:
     a crash in the next few hundred ms then leaves the call 'started', later marked interrupted)."""
@@ -365,15 +437,20 @@ def _finish(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
 
 
 def _answer_for_existing(tenant_schema: str, request_id: uuid.UUID) -> Completion:
-    """Another delivery of this request claimed it. Return its answer, wait while its owner may still be
-    working on it, or, once the owner's lease has expired (it died), declare the call interrupted and
-    release its reservation. The provider is never called a second time for one request id."""
+    call = settled_record(tenant_schema, request_id)
+    if call.status == ModelCall.Status.OK:
+        return _completion_from_record(call)
+    raise error_for_record(call)
+
+
+def settled_record(tenant_schema: str, request_id: uuid.UUID) -> ModelCall:
+    """Another delivery of this request claimed it. Return its record once finished, wait while its owner
+    may still be working on it, or, once the owner's lease has expired (it died), declare the call
+    interrupted and release its reservation. The provider is never called a second time for one request id."""
     while True:
         call = ModelCall.objects.get(request_id=request_id)
-        if call.status == ModelCall.Status.OK:
-            return _completion_from_record(call)
         if call.status != ModelCall.Status.STARTED:
-            raise error_for_record(call)
+            return call
         now = timezone.now()
         if call.lease_expires_at is None or call.lease_expires_at <= now:
             taken_over = ModelCall.objects.filter(

@@ -1,15 +1,22 @@
 """gateway.streaming.stream: one audited, streamed model call for one tenant.
 
-Order of work, which callers can rely on: check the tenant context, route the model, reserve the worst case
-(policy), call the provider with streaming on, pass tokens on while checking the kill switch between chunks,
-and when the stream ends (finished, failed, cut off by the kill switch or by the caller closing the
-iterator) write the ModelCall row, settle or release the reservation, and only then yield the final event.
+It follows the same protocol as gateway.service.complete (and shares its code):
+1. check the tenant context and claim the request id (a 'started' record under its unique constraint); a
+   second delivery of the same request replays the recorded answer, waits for the owner, or declares the
+   call interrupted once the owner's lease has expired: the provider is never called twice;
+2. policy: allow-list, kill switch, rate limits, budget reservation of the worst case;
+3. open the provider stream along the tenant's fallback chain (LiteLLM Router, circuit breaker). Failover
+   happens only while opening the stream: once a model streams, a failure mid-way ends the answer;
+4. pass tokens on, checking the kill switch between chunks (a cut stream is recorded as cut_off);
+5. when the stream ends (finished, failed, cut off by the kill switch or by the caller closing the
+   iterator) complete the record, settle (or release) the reservation, and only then yield the final event.
 
 Errors before the first token (refusals, provider down) are raised as GatewayError, so an HTTP caller can
 still answer with a status code. Once tokens have flowed, a failure ends the stream with an "end" event that
 carries the error instead.
 """
 
+import datetime as dt
 import logging
 import time
 import uuid
@@ -18,17 +25,27 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db import IntegrityError, transaction
-
 from gateway import policy
-from gateway.config import ModelRoute, UnknownModelError, get_model_route
-from gateway.errors import GatewayError, KillSwitchOn, ModelNotAllowed, ProviderUnavailable
+from gateway.config import ModelRoute
+from gateway.errors import GatewayError, KillSwitchOn, ProviderUnavailable
 from gateway.models import ModelCall
-from gateway.service import _check_tenant_context, litellm_module
+from gateway.routing import AllProvidersFailed, call_chain
+from gateway.service import (
+    ClaimedCall,
+    begin_call,
+    error_for_record,
+    fail_call,
+    finish_record,
+    litellm_module,
+    settle_or_leave_to_expiry,
+    settled_record,
+)
 
 logger = logging.getLogger(__name__)
 
 CLIENT_GONE = "The client closed the stream before it ended."
+STREAM_BROKEN = "The assistant stopped answering before it finished. Please try again."
+KILL_SWITCH_PREFIX = "kill switch: "
 
 
 @dataclass(frozen=True)
@@ -73,13 +90,6 @@ def count_text_tokens(route: ModelRoute, text: str) -> int:
         return max(1, len(text) // 3)
 
 
-def effective_max_tokens(route: ModelRoute, requested: int | None) -> int:
-    """max_tokens is always sent, never above the model's configured cap: the reservation is an upper bound."""
-    if requested is None or requested <= 0:
-        return route.max_tokens
-    return min(requested, route.max_tokens)
-
-
 def stream(
     *,
     tenant_schema: str,
@@ -88,103 +98,64 @@ def stream(
     model: str,
     messages: list[dict[str, str]],
     max_tokens: int | None = None,
+    source: str = "",
+    now: dt.datetime | None = None,
 ) -> Iterator[StreamEvent]:
-    _check_tenant_context(tenant_schema)
-    previous = ModelCall.objects.filter(request_id=request_id).first()
-    if previous is not None:
-        yield from _replay(previous)
+    claimed = begin_call(
+        tenant_schema=tenant_schema,
+        request_id=request_id,
+        user_id=user_id,
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        source=source,
+        now=now,
+    )
+    if claimed is None:
+        yield from _replay(settled_record(tenant_schema, request_id))
         return
-
-    try:
-        route = get_model_route(model)
-    except UnknownModelError as refusal:
-        call = _record(
-            request_id, user_id, model, messages, status=ModelCall.Status.REFUSED, error=str(refusal)
-        )
-        raise ModelNotAllowed(str(refusal), call=call) from refusal
-
-    limit = effective_max_tokens(route, max_tokens)
-    try:
-        reservation = policy.reserve(
-            tenant_schema=tenant_schema,
-            request_id=request_id,
-            user_id=user_id,
-            model=model,
-            prompt_tokens=count_prompt_tokens(route, messages),
-            max_tokens=limit,
-        )
-    except GatewayError as refusal:
-        refusal.call = _record(
-            request_id,
-            user_id,
-            model,
-            messages,
-            status=ModelCall.Status.REFUSED,
-            error=refusal.user_message,
-            provider=route.provider,
-        )
-        raise
 
     started = time.perf_counter()
     try:
-        response: Any = litellm_module().completion(
-            model=route.litellm_model,
+        routed = call_chain(
+            claimed.chain,
+            metadata=claimed.metadata,
             messages=messages,
-            api_base=route.api_base,
-            api_key=route.api_key,
-            max_tokens=limit,
-            timeout=route.timeout_seconds,
-            num_retries=0,
+            max_tokens=claimed.max_tokens,
             stream=True,
             # The provider's own count arrives in a final chunk; we count ourselves only if it never comes.
             stream_options={"include_usage": True},
-            metadata={"tenant": tenant_schema, "request_id": str(request_id)},
         )
-    except Exception as failure:  # noqa: BLE001 - every provider failure must be recorded, whatever its type
-        policy.release(reservation)
-        call = _record_failure(route, request_id, user_id, model, messages, failure, started)
-        raise ProviderUnavailable(
-            "The assistant is unavailable right now. Please try again.", call=call
-        ) from failure
+    except AllProvidersFailed as failure:
+        raise fail_call(claimed, failure, started) from failure
+    response: Any = routed.response
+    attempt = _Attempt(claimed, routed.route, routed.fallback_taken, routed.errors, messages, started)
 
-    pieces: list[str] = []
-    usage: Any = None
-    model_served = ""
-    finish_reason = ""
-    ttft_ms: int | None = None
-    status = ModelCall.Status.OK
-    error: GatewayError | None = None
-    error_detail = ""
     try:
         for chunk in response:
-            model_served = model_served or str(getattr(chunk, "model", "") or "")
+            attempt.model_served = attempt.model_served or str(getattr(chunk, "model", "") or "")
             if getattr(chunk, "usage", None) is not None:
-                usage = chunk.usage
+                attempt.usage = chunk.usage
             for choice in getattr(chunk, "choices", None) or []:
-                finish_reason = choice.finish_reason or finish_reason
+                attempt.finish_reason = choice.finish_reason or attempt.finish_reason
                 text = getattr(choice.delta, "content", None) or ""
                 if not text:
                     continue
-                if ttft_ms is None:
-                    ttft_ms = _elapsed_ms(started)
-                pieces.append(text)
+                if attempt.ttft_ms is None:
+                    attempt.ttft_ms = _elapsed_ms(started)
+                attempt.pieces.append(text)
                 yield StreamEvent(kind="token", text=text)
             # Between chunks, so that an administrator's kill switch stops a long answer within one token.
             policy.check_kill_switch(tenant_schema)
     except KillSwitchOn as cut:
-        status, error, error_detail = ModelCall.Status.CUT_OFF, cut, f"kill switch: {cut.user_message}"
+        attempt.stop(ModelCall.Status.CUT_OFF, cut, KillSwitchOn.code, KILL_SWITCH_PREFIX + cut.user_message)
     except GeneratorExit:
         # The caller stopped reading (a browser or API client went away): record what was produced, then stop.
         _close_provider_stream(response)
-        _finish(
-            reservation, route, request_id, user_id, model, messages, pieces, usage, model_served,
-            status=ModelCall.Status.CUT_OFF, error_detail=CLIENT_GONE, started=started, ttft_ms=ttft_ms,
-        )  # fmt: skip
+        attempt.stop(ModelCall.Status.CUT_OFF, None, "client_closed", CLIENT_GONE)
+        attempt.record()
         raise
     except Exception as failure:  # noqa: BLE001 - a broken stream is recorded like any provider failure
-        status = ModelCall.Status.ERROR
-        error = ProviderUnavailable("The assistant stopped answering before it finished. Please try again.")
-        error_detail = f"{type(failure).__name__}: {failure}"[:2000]
         logger.warning(
             "model stream failed tenant=%s request_id=%s model=%s error=%s",
             tenant_schema,
@@ -192,20 +163,25 @@ def stream(
             model,
             type(failure).__name__,
         )
-    if status != ModelCall.Status.OK:
+        attempt.stop(
+            ModelCall.Status.ERROR,
+            ProviderUnavailable(STREAM_BROKEN),
+            ProviderUnavailable.code,
+            f"{type(failure).__name__}: {failure}"[:2000],
+        )
+    if attempt.status != ModelCall.Status.OK:
         _close_provider_stream(response)
 
-    result = _finish(
-        reservation, route, request_id, user_id, model, messages, pieces, usage, model_served,
-        status=status, error_detail=error_detail, started=started, ttft_ms=ttft_ms,
-        finish_reason=finish_reason, error=error,
-    )  # fmt: skip
+    result = attempt.record()
     logger.info(
-        "model stream %s tenant=%s request_id=%s model=%s tokens_in=%d tokens_out=%d ttft_ms=%s latency_ms=%d",
+        "model call %s (stream) tenant=%s request_id=%s model=%s served=%s fallback=%s tokens_in=%d "
+        "tokens_out=%d ttft_ms=%s latency_ms=%d",
         result.status,
         tenant_schema,
         request_id,
         model,
+        routed.route.alias,
+        routed.fallback_taken,
         result.tokens_in,
         result.tokens_out,
         result.ttft_ms,
@@ -214,100 +190,121 @@ def stream(
     yield StreamEvent(kind="end", result=result)
 
 
-def _finish(
-    reservation: policy.Reservation,
-    route: ModelRoute,
-    request_id: uuid.UUID,
-    user_id: int | None,
-    model: str,
-    messages: list[dict[str, str]],
-    pieces: list[str],
-    usage: Any,
-    model_served: str,
-    *,
-    status: str,
-    error_detail: str,
-    started: float,
-    ttft_ms: int | None,
-    finish_reason: str = "",
-    error: GatewayError | None = None,
-) -> StreamResult:
-    """Record the call, then settle the reservation to what was actually used. Runs exactly once per stream."""
-    text = "".join(pieces)
-    if usage is not None:
-        tokens_in, tokens_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
-    else:
-        tokens_in, tokens_out = count_prompt_tokens(route, messages), count_text_tokens(route, text)
-    cost = route.cost(tokens_in, tokens_out)
-    latency_ms = _elapsed_ms(started)
-    call = _record(
-        request_id,
-        user_id,
-        model,
-        messages,
-        status=status,
-        error=error_detail,
-        model_served=model_served,
-        provider=route.provider,
-        response_text=text,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        cost=cost,
-        latency_ms=latency_ms,
-        ttft_ms=ttft_ms,
-    )
-    if status == ModelCall.Status.ERROR and not pieces:
-        policy.release(reservation)
-    else:
-        # Tokens produced before a cut or a failure were still generated (and billed) by the provider.
-        policy.settle(reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost)
+class _Attempt:
+    """What one stream produced so far, and how it ended; record() completes the claimed record once."""
+
+    def __init__(
+        self,
+        claimed: ClaimedCall,
+        route: ModelRoute,
+        fallback_taken: bool,
+        earlier_errors: list[str],
+        messages: list[dict[str, str]],
+        started: float,
+    ) -> None:
+        self.claimed, self.route, self.fallback_taken = claimed, route, fallback_taken
+        self.earlier_errors, self.messages, self.started = earlier_errors, messages, started
+        self.pieces: list[str] = []
+        self.usage: Any = None
+        self.model_served = ""
+        self.finish_reason = ""
+        self.ttft_ms: int | None = None
+        self.status: str = ModelCall.Status.OK
+        self.error: GatewayError | None = None
+        self.error_code = ""
+        self.error_detail = ""
+
+    def stop(self, status: str, error: GatewayError | None, error_code: str, detail: str) -> None:
+        self.status, self.error, self.error_code, self.error_detail = status, error, error_code, detail
+
+    def record(self) -> StreamResult:
+        """Complete the record, then settle the reservation to what was actually used."""
+        text = "".join(self.pieces)
+        if self.usage is not None:
+            tokens_in, tokens_out = int(self.usage.prompt_tokens or 0), int(self.usage.completion_tokens or 0)
+        else:
+            tokens_in = count_prompt_tokens(self.route, self.messages)
+            tokens_out = count_text_tokens(self.route, text)
+        cost = self.route.cost(tokens_in, tokens_out)
+        latency_ms = _elapsed_ms(self.started)
+        detail = "; ".join(
+            [*self.earlier_errors, self.error_detail] if self.error_detail else self.earlier_errors
+        )
+        finished = finish_record(
+            self.claimed.call_id,
+            status=self.status,
+            model_served=self.model_served,
+            model_alias_served=self.route.alias,
+            fallback_taken=self.fallback_taken,
+            provider=self.route.provider,
+            response=text,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost=cost,
+            latency_ms=latency_ms,
+            ttft_ms=self.ttft_ms,
+            max_tokens=self.claimed.max_tokens,
+            error_code=self.error_code,
+            error=detail[:2000],
+        )
+        # Settle even when another delivery declared this call interrupted: the usage did happen. Tokens
+        # produced before a cut or a failure were generated (and billed) by the provider too.
+        if self.status == ModelCall.Status.ERROR and not self.pieces and self.usage is None:
+            settle_or_leave_to_expiry(policy.release, self.claimed.reservation)
+        else:
+            settle_or_leave_to_expiry(
+                policy.settle, self.claimed.reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
+            )
+        if not finished:
+            record = ModelCall.objects.get(id=self.claimed.call_id)
+            return _result_from_record(record, error_for_record(record))
+        return StreamResult(
+            call_id=self.claimed.call_id,
+            request_id=self.claimed.request_id,
+            status=self.status,
+            text=text,
+            model_served=self.model_served,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost=cost,
+            latency_ms=latency_ms,
+            ttft_ms=self.ttft_ms,
+            finish_reason=self.finish_reason or ("stop" if self.status == ModelCall.Status.OK else ""),
+            error=self.error,
+        )
+
+
+def _result_from_record(record: ModelCall, error: GatewayError | None) -> StreamResult:
     return StreamResult(
-        call_id=call.id,
-        request_id=request_id,
-        status=call.status,
-        text=call.response,
-        model_served=call.model_served,
-        tokens_in=call.tokens_in,
-        tokens_out=call.tokens_out,
-        cost=call.cost,
-        latency_ms=call.latency_ms,
-        ttft_ms=call.ttft_ms,
-        finish_reason=finish_reason or ("stop" if status == ModelCall.Status.OK else ""),
+        call_id=record.id,
+        request_id=record.request_id,
+        status=record.status,
+        text=record.response,
+        model_served=record.model_served,
+        tokens_in=record.tokens_in,
+        tokens_out=record.tokens_out,
+        cost=record.cost,
+        latency_ms=record.latency_ms,
+        ttft_ms=record.ttft_ms,
+        finish_reason="stop" if record.status == ModelCall.Status.OK else "",
         error=error,
     )
 
 
 def _replay(previous: ModelCall) -> Iterator[StreamEvent]:
-    """Idempotent by request id: a redelivered task gets the recorded answer, the provider is not re-called."""
-    if previous.status == ModelCall.Status.REFUSED:
-        raise GatewayError(previous.error or "The assistant could not answer this message.", call=previous)
-    if previous.status == ModelCall.Status.ERROR and not previous.response:
-        raise GatewayError("The assistant could not answer this message.", call=previous)
+    """Idempotent by request id: a redelivered task gets the recorded answer, the provider is not re-called.
+    A call that failed before any token (refused, provider down, interrupted) raises its error again."""
+    if previous.status in (ModelCall.Status.REFUSED, ModelCall.Status.ERROR) and not previous.response:
+        raise error_for_record(previous)
     if previous.response:
         yield StreamEvent(kind="token", text=previous.response)
     error: GatewayError | None = None
-    if previous.status == ModelCall.Status.CUT_OFF:
-        reason = previous.error.removeprefix("kill switch: ")
-        error = KillSwitchOn(reason, call=previous) if previous.error.startswith("kill switch: ") else None
+    if previous.status == ModelCall.Status.CUT_OFF and previous.error_code == KillSwitchOn.code:
+        kill_message = previous.error.rsplit(KILL_SWITCH_PREFIX, 1)[-1]
+        error = KillSwitchOn(kill_message, call=previous)
     elif previous.status == ModelCall.Status.ERROR:
-        error = ProviderUnavailable("The assistant stopped answering before it finished. Please try again.")
-    yield StreamEvent(
-        kind="end",
-        result=StreamResult(
-            call_id=previous.id,
-            request_id=previous.request_id,
-            status=previous.status,
-            text=previous.response,
-            model_served=previous.model_served,
-            tokens_in=previous.tokens_in,
-            tokens_out=previous.tokens_out,
-            cost=previous.cost,
-            latency_ms=previous.latency_ms,
-            ttft_ms=previous.ttft_ms,
-            finish_reason="stop" if previous.status == ModelCall.Status.OK else "",
-            error=error,
-        ),
-    )
+        error = ProviderUnavailable(STREAM_BROKEN, call=previous)
+    yield StreamEvent(kind="end", result=_result_from_record(previous, error))
 
 
 def _close_provider_stream(response: Any) -> None:
@@ -324,70 +321,3 @@ def _close_provider_stream(response: Any) -> None:
 
 def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
-
-
-def _record_failure(
-    route: ModelRoute,
-    request_id: uuid.UUID,
-    user_id: int | None,
-    model: str,
-    messages: list[dict[str, str]],
-    failure: Exception,
-    started: float,
-) -> ModelCall:
-    logger.warning(
-        "model stream failed to start request_id=%s model=%s error=%s",
-        request_id,
-        model,
-        type(failure).__name__,
-    )
-    return _record(
-        request_id,
-        user_id,
-        model,
-        messages,
-        status=ModelCall.Status.ERROR,
-        error=f"{type(failure).__name__}: {failure}"[:2000],
-        provider=route.provider,
-        latency_ms=_elapsed_ms(started),
-    )
-
-
-def _record(
-    request_id: uuid.UUID,
-    user_id: int | None,
-    model: str,
-    messages: list[dict[str, str]],
-    *,
-    status: str,
-    error: str = "",
-    model_served: str = "",
-    provider: str = "",
-    response_text: str = "",
-    tokens_in: int = 0,
-    tokens_out: int = 0,
-    cost: Decimal = Decimal(0),
-    latency_ms: int = 0,
-    ttft_ms: int | None = None,
-) -> ModelCall:
-    try:
-        with transaction.atomic():
-            return ModelCall.objects.create(
-                request_id=request_id,
-                user_id=user_id,
-                model_requested=model,
-                model_served=model_served,
-                provider=provider,
-                messages=messages,
-                response=response_text,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cost=cost,
-                latency_ms=latency_ms,
-                ttft_ms=ttft_ms,
-                status=status,
-                error=error,
-            )
-    except IntegrityError:
-        # Another delivery of the same request recorded it first; that record is the truth.
-        return ModelCall.objects.get(request_id=request_id)

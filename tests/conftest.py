@@ -18,7 +18,7 @@ from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import User
 from devtools.idp.testing import start_idp, stop_idp
 from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
-from gateway.testing import forget_gateway_state, reset_circuit_breakers
+from gateway.testing import forget_gateway_state, reset_circuit_breakers, restore_shared_tenant_policy
 from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.factories import UserFactory
@@ -34,11 +34,22 @@ def tenants(django_db_setup: None, django_db_blocker: Any) -> dict[str, Tenant]:
     """The platform tenant and two customer tenants, committed once for the whole session."""
     with django_db_blocker.unblock():
         forget_gateway_state()  # counters of an earlier run's (since dropped) test database
-        return {
+        created = {
             "public": do_create_tenant(slug="public", name="Platform", domains=["localhost", "testserver"]),
             "acme": do_create_tenant(slug="acme", name="Acme Corporation", domains=["acme.localhost"]),
             "globex": do_create_tenant(slug="globex", name="Globex Industries", domains=["globex.localhost"]),
         }
+        _restore_shared_tenants(created)
+        return created
+
+
+def _restore_shared_tenants(tenants: dict[str, Tenant]) -> None:
+    """acme and globex are shared by the whole session: their gateway policy (allow-list, kill switch,
+    budgets, limits, time zone) and the circuit breakers go back to the known baseline, so that a test
+    that changes them (and fails before undoing it) cannot break the tests after it."""
+    for slug in ("acme", "globex"):
+        with tenant_context(tenants[slug]):
+            restore_shared_tenant_policy(tenants[slug].schema_name)
 
 
 @pytest.fixture
@@ -62,7 +73,9 @@ def committed_db(tenants: dict[str, Tenant], django_db_blocker: Any) -> Iterator
     """Database access without a wrapping transaction, for tests whose data other processes must see.
     Such tests create their own users, so nothing they leave behind is shared with another test."""
     with django_db_blocker.unblock():
+        _restore_shared_tenants(tenants)
         yield
+        _restore_shared_tenants(tenants)
 
 
 def make_member(tenant: Tenant, **fields: Any) -> User:

@@ -199,7 +199,8 @@ def test_kill_switch_cuts_a_running_chat_stream_and_says_why(stack: Stack, acme:
                     set_kill_switch(acme, on=True)
             elif event == "done":
                 assert 'data-status="failed"' in data["html"]
-                assert "paused" in data["html"]
+                # The reader is told what happened and the administrator's reason.
+                assert KILL_SWITCH_MESSAGE in data["html"]
                 break
     finally:
         set_kill_switch(acme, on=False)
@@ -240,6 +241,12 @@ def test_a_retried_task_starts_the_published_reply_over() -> None:
     assert entries[1][1][b"text"] == b"A whole answer."
     assert 0 < broker.ttl(stream_key("acme", request_id)) <= 15 * 60
     broker.delete(stream_key("acme", request_id))
+
+
+KILL_SWITCH_MESSAGE = (
+    "The assistant has been switched off for this workspace by an administrator. "
+    "Reason: Paused for the kill-switch test."
+)
 
 
 def set_kill_switch(tenant: Tenant, *, on: bool) -> None:

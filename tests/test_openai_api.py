@@ -3,6 +3,7 @@
 Python's resolver does not resolve *.localhost, so the client connects to 127.0.0.1 and names the tenant's
 domain in the Host header, exactly as a browser or curl would send it."""
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -123,7 +124,12 @@ def test_client_that_hangs_up_mid_stream_leaves_a_cut_off_record(
                 if index > 6:
                     break
     record = wait_for(
-        lambda: (found := recorded(acme, request_id)) and found.status != ModelCall.Status.OK and found,
+        # The record is claimed ('started') when the call begins and completed when the stream ends.
+        lambda: (
+            (found := recorded(acme, request_id))
+            and found.status not in (ModelCall.Status.OK, ModelCall.Status.STARTED)
+            and found
+        ),
         timeout=20,
         message="the cut-off record",
     )
@@ -159,16 +165,36 @@ def test_chat_model_on_the_embeddings_endpoint_is_a_clear_bad_request(stack: Sta
         client.embeddings.create(model="sim-model", input="hello")
 
 
-def test_models_lists_the_tenants_priced_models_and_a_scoped_key_sees_only_its_own(
+def test_models_lists_the_tenants_allowed_models_and_a_scoped_key_sees_only_its_own(
     stack: Stack, acme: Tenant
 ) -> None:
     listed = {model.id for model in api_client(stack, "acme", new_key(acme)).models.list()}
+    # acme's allow-list (tests/conftest.py); sim-fallback is priced and in the catalogue, but not allowed.
     assert listed == {"sim-model", "sim-embedding", "smollm2"}
     scoped = api_client(stack, "acme", new_key(acme, models=["sim-embedding"]))
     assert [model.id for model in scoped.models.list()] == ["sim-embedding"]
     assert scoped.models.retrieve("sim-embedding").id == "sim-embedding"
     with pytest.raises(openai.NotFoundError):
         scoped.models.retrieve("sim-model")
+
+
+def test_models_and_embeddings_follow_the_tenants_allow_list(stack: Stack, acme: Tenant) -> None:
+    """An admin's change to the allow-list is what the API lists and serves, at once; a model taken off it
+    is refused (404, recorded) before any provider call. The shared policy is restored after the test."""
+    from gateway.actions import do_set_model_allow_list
+
+    stack.simulator.reset()
+    client = api_client(stack, "acme", new_key(acme))
+    with tenant_context(acme):
+        do_set_model_allow_list(allowed_models=["sim-model", "sim-fallback"], actor_label="test")
+    assert {model.id for model in client.models.list()} == {"sim-model", "sim-fallback"}
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.embeddings.create(model="sim-embedding", input="hello")
+    assert refused.value.code == "model_not_found"
+    assert stack.simulator.requests() == []
+    refusal = recorded(acme, refused.value.response.headers["x-request-id"])
+    assert refusal is not None and refusal.status == ModelCall.Status.REFUSED
+    assert refusal.error_code == "model_not_found"
 
 
 def test_key_scoped_to_models_cannot_use_another_model(stack: Stack, acme: Tenant) -> None:
@@ -431,12 +457,18 @@ def test_kill_switch_cuts_a_running_api_stream(stack: Stack, acme: Tenant) -> No
     stack.simulator.set_scenario(reply=" ".join(f"w{i}" for i in range(100)), token_delay_ms=50)
     client = api_client(stack, "acme", new_key(acme))
     received = []
-    with pytest.raises(openai.APIError, match="paused"):  # noqa: PT012 - the error arrives mid-iteration
-        for chunk in client.chat.completions.create(model="sim-model", messages=QUESTION, stream=True):
-            received.append(chunk)
-            if len(received) == 5:
-                set_kill_switch(acme, on=True)
-    set_kill_switch(acme, on=False)
+    message = (
+        "The assistant has been switched off for this workspace by an administrator. "
+        "Reason: Paused for the kill-switch test."
+    )
+    try:
+        with pytest.raises(openai.APIError, match=re.escape(message)):  # noqa: PT012 - arrives mid-iteration
+            for chunk in client.chat.completions.create(model="sim-model", messages=QUESTION, stream=True):
+                received.append(chunk)
+                if len(received) == 5:
+                    set_kill_switch(acme, on=True)
+    finally:
+        set_kill_switch(acme, on=False)
     assert 5 <= len(received) < 100
 
 

@@ -4,6 +4,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from devtools.llm_simulator.testing import SimulatorControl
@@ -69,7 +71,9 @@ def test_the_call_is_recorded_before_the_final_event_is_yielded(acme: Tenant, si
                 assert record is not None and record.status == ModelCall.Status.OK
                 assert event.result is not None and event.result.call_id == record.id
             else:
-                assert not ModelCall.objects.filter(request_id=request_id).exists()
+                # Claimed before the provider was called, completed only before the final event.
+                record = ModelCall.objects.get(request_id=request_id)
+                assert record.status == ModelCall.Status.STARTED and record.response == ""
 
 
 def test_time_to_first_token_is_measured(acme: Tenant, sim: SimulatorControl) -> None:
@@ -120,10 +124,13 @@ def test_provider_down_raises_before_the_first_token(acme: Tenant, sim: Simulato
     with tenant_context(acme), pytest.raises(ProviderUnavailable, match="unavailable") as failure:
         next(open_stream(acme, request_id))
     assert failure.value.call is not None and failure.value.call.status == ModelCall.Status.ERROR
+    # Opening the stream goes through the Router, which retries a 503 (GATEWAY_RETRIES) before giving up.
+    attempts = len(chat_requests(sim))
+    assert attempts == 1 + settings.GATEWAY_RETRIES
     with tenant_context(acme), pytest.raises(GatewayError):
         # A retry with the same request id does not call the provider again.
         next(open_stream(acme, request_id))
-    assert len(chat_requests(sim)) == 1
+    assert len(chat_requests(sim)) == attempts
 
 
 def test_stream_broken_mid_way_ends_with_an_error_event_and_keeps_the_partial_answer(
@@ -155,3 +162,33 @@ def test_caller_closing_the_stream_records_a_cut_off_call(acme: Tenant, sim: Sim
     assert record.response == "".join(received)
     assert "closed the stream" in record.error
     assert record.ttft_ms is not None
+
+
+def test_redelivery_after_the_owner_died_mid_stream_is_interrupted_without_a_second_provider_call(
+    acme: Tenant, sim: SimulatorControl
+) -> None:
+    """A 'started' claim whose owner died (lease expired) while streaming: a second delivery of the same
+    request declares it interrupted, releases the reservation and does not call the provider."""
+    from gateway import policy
+    from gateway.service import begin_call
+
+    request_id = uuid.uuid4()
+    with tenant_context(acme):
+        claimed = begin_call(
+            tenant_schema=acme.schema_name,
+            request_id=request_id,
+            user_id=None,
+            model="sim-model",
+            messages=MESSAGES,
+            max_tokens=None,
+            source="chat",
+        )
+        assert claimed is not None and str(request_id) in policy.open_reservations(acme.schema_name)
+        ModelCall.objects.filter(request_id=request_id).update(lease_expires_at=timezone.now())
+        with pytest.raises(ProviderUnavailable, match="interrupted while answering") as failure:
+            next(open_stream(acme, request_id))
+        record = ModelCall.objects.get(request_id=request_id)
+        assert str(request_id) not in policy.open_reservations(acme.schema_name)
+    assert failure.value.call is not None and failure.value.call.id == record.id
+    assert (record.status, record.error_code) == (ModelCall.Status.ERROR, "interrupted")
+    assert chat_requests(sim) == []

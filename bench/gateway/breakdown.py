@@ -83,7 +83,12 @@ def main() -> None:
                 messages=MESSAGES, max_tokens=64, timeout=5, num_retries=0,
             )  # fmt: skip
             step(
-                "finish (UPDATE, durable)", service._finish, call_id, status="ok", tokens_in=30, tokens_out=8
+                "finish (UPDATE, durable)",
+                service.finish_record,
+                call_id,
+                status="ok",
+                tokens_in=30,
+                tokens_out=8,
             )
             step(
                 "settle (Lua)",

@@ -44,7 +44,11 @@ class BadRequest(Exception):
 
 
 def _gateway_error_response(error: GatewayError) -> JsonResponse:
-    return JsonResponse(error.as_openai_error(), status=error.status_code)
+    response = JsonResponse(error.as_openai_error(), status=error.status_code)
+    if error.call is not None:
+        # Refusals and failures are recorded too: the id finds the record in the tenant's model-call log.
+        response["X-Request-Id"] = str(error.call.request_id)
+    return response
 
 
 def _model_not_found(model: str) -> JsonResponse:
@@ -188,6 +192,7 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
             model=model,
             messages=messages,
             max_tokens=max_tokens,
+            source="api",
         )
     except GatewayError as error:
         return _gateway_error_response(error)
@@ -236,6 +241,7 @@ def _stream_completion(
         model=model,
         messages=messages,
         max_tokens=max_tokens,
+        source="api",
     )
     try:
         # Refusals and an unreachable provider surface before the first token: answer them with a status.
@@ -362,6 +368,7 @@ def embeddings(request: HttpRequest) -> HttpResponseBase:
             model=model,
             inputs=inputs,
             dimensions=dimensions,
+            source="api",
         )
     except GatewayError as error:
         return _gateway_error_response(error)

@@ -154,3 +154,33 @@ def test_half_open_circuit_closes_again_when_the_provider_recovers(
         assert call(fresh_tenant).text
     state = breaker.states(["sim-model"])["sim-model"]
     assert state.state == "closed" and state.times_opened == 1
+
+
+def test_a_stream_whose_primary_fails_to_open_is_streamed_by_the_fallback(
+    with_fallback: Tenant, sim: SimulatorControl
+) -> None:
+    from gateway.streaming import stream
+
+    sim.set_scenario(model="sim-model", fail="503")
+    sim.set_scenario(
+        model="sim-fallback", reply="Streamed by the secondary.", prompt_tokens=10, completion_tokens=5
+    )
+    request_id = uuid.uuid4()
+    with tenant_context(with_fallback):
+        events = list(
+            stream(
+                tenant_schema=with_fallback.schema_name,
+                request_id=request_id,
+                user_id=None,
+                model="sim-model",
+                messages=MESSAGES,
+            )
+        )
+        record = ModelCall.objects.get(request_id=request_id)
+    assert "".join(e.text for e in events if e.kind == "token") == "Streamed by the secondary."
+    assert events[-1].result is not None and events[-1].result.status == ModelCall.Status.OK
+    assert (record.status, record.model_alias_served, record.fallback_taken) == ("ok", "sim-fallback", True)
+    assert (record.tokens_in, record.tokens_out) == (10, 5)  # the fallback's own usage chunk
+    assert str(record.cost) == "0.00004000"  # priced at the model that answered
+    assert "sim-model: " in record.error
+    assert attempts(sim, "sim-model") == 2 and attempts(sim, "sim-fallback") == 1

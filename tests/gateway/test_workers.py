@@ -106,6 +106,8 @@ def test_64_concurrent_requests_on_two_workers_never_overspend_the_budget(
     ok = [c for c in calls if c.status == ModelCall.Status.OK]
     refused = [c for c in calls if c.status == ModelCall.Status.REFUSED]
     assert len(calls) == 64 and len(ok) + len(refused) == 64
+    # The chat streams its replies: this is the race on gateway.streaming.stream, across two processes.
+    assert {c.source for c in calls} == {"chat"} and all(c.ttft_ms is not None for c in ok)
     assert ok and refused
     recorded_tokens = sum(c.tokens_in + c.tokens_out for c in ok)
     assert recorded_tokens <= budget
@@ -139,7 +141,7 @@ def test_worker_killed_mid_call_is_redelivered_and_recorded_exactly_once_without
     wait_for(provider_called, timeout=30, message="the provider call")
     with tenant_context(fresh_tenant):
         started = ModelCall.objects.get(request_id=reply.request_id)
-        assert started.status == ModelCall.Status.STARTED
+        assert started.status == ModelCall.Status.STARTED and started.source == "chat"
         assert gateway_policy.open_reservations(fresh_tenant.schema_name) == [str(reply.request_id)]
     os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child, mid-call, no chance to ack
     first.wait(timeout=10)
