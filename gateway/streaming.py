@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 
+from audit.chain import seal_in_chain
 from gateway import policy
 from gateway.config import ModelRoute, UnknownModelError, get_model_route
 from gateway.errors import GatewayError, KillSwitchOn, ModelNotAllowed, ProviderUnavailable
@@ -372,7 +373,7 @@ def _record(
 ) -> ModelCall:
     try:
         with transaction.atomic():
-            return ModelCall.objects.create(
+            call = ModelCall.objects.create(
                 request_id=request_id,
                 user_id=user_id,
                 model_requested=model,
@@ -388,6 +389,10 @@ def _record(
                 status=status,
                 error=error,
             )
+            # Written once, final: sealed into the tenant's model-call chain in the same transaction.
+            seal_in_chain(ModelCall, call.pk)
+            call.refresh_from_db()
+            return call
     except IntegrityError:
         # Another delivery of the same request recorded it first; that record is the truth.
         return ModelCall.objects.get(request_id=request_id)

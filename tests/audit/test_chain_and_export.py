@@ -67,8 +67,9 @@ def export_of(calls: list[ModelCall], tenant: Tenant, tmp_path: Path, redaction:
     with tenant_context(tenant):
         write_model_call_export(
             out_path=str(out),
-            window_start=calls[0].created_at,
-            window_end=calls[-1].created_at + dt.timedelta(microseconds=1),
+            # The chain timestamp of a model call is the moment it was sealed (finished_at).
+            window_start=calls[0].finished_at,
+            window_end=calls[-1].finished_at + dt.timedelta(microseconds=1),
             redaction=redaction,
             exported_by="test",
         )
