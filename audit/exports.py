@@ -212,9 +212,7 @@ def write_model_call_export(
     if progress:
         progress(0, total)
     anchor = _anchor(span.first_seq)
-    after = (
-        ModelCall.objects.filter(seq=span.last_seq + 1).values_list("seq", TIMESTAMP, "prev_hash").first()
-    )
+    after = ModelCall.objects.filter(seq=span.last_seq + 1).values_list("seq", TIMESTAMP, "prev_hash").first()
     build = _record_line_builder(redaction)
 
     records_digest = hashlib.sha256()

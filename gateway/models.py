@@ -5,20 +5,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from audit.models import HashChained
+from audit.models import SealedHashChained
 
 
-class ModelCall(HashChained):
+class ModelCall(SealedHashChained):
     """Hash-chained (audit/chain.py), sealed when final: the row is claimed 'started' with its chain
     columns NULL (in flight, not yet evidence), updated to its final state, and in that same transaction
     sealed into the tenant's chain (audit.chain.seal_in_chain), which stamps finished_at as its chain
     timestamp. A trigger allows UPDATE only while the row is unsealed and never DELETE (docs/audit.md)."""
-
-    # NULL while the call is in flight; set once, when the call is sealed.
-    seq = models.BigIntegerField(unique=True, null=True, editable=False)
-    prev_hash = models.CharField(max_length=64, null=True, editable=False)
-    record_hash = models.CharField(max_length=64, null=True, editable=False)
-    chain_salt = models.CharField(max_length=32, null=True, blank=True, editable=False)
 
     class Status(models.TextChoices):
         # Written before the provider is contacted, under the request id's unique constraint, so that a
