@@ -4,11 +4,10 @@ count for the chain head, the chain check and exports."""
 
 import datetime as dt
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -20,7 +19,6 @@ from evidence.signing import platform_key
 from gateway.errors import ModelNotAllowed, ProviderUnavailable
 from gateway.models import ModelCall
 from gateway.service import _claim, _finish, complete
-from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, read_export
 
@@ -213,37 +211,3 @@ def test_an_in_flight_call_enters_the_export_once_it_is_final(chain_tenant: Tena
         _finish(call.id, status=ModelCall.Status.OK, response="now final")
         final_ids, complete_window = export("final.zip")
         assert str(call.request_id) in final_ids and complete_window
-
-
-@pytest.mark.usefixtures("committed_db")
-def test_64_concurrent_completions_seal_into_one_unbroken_chain(sim: SimulatorControl) -> None:
-    """complete() from 32 threads at once (each its own database session): claims, provider calls and
-    finishes interleave; the seals queue on the chain lock and form one gapless chain in time order.
-    (Across worker processes: tests/audit/test_audit_processes.py, through the chat's path.)"""
-    sim.set_scenario(reply="ok", latency_ms=40)
-    tenant = do_create_tenant(slug=f"seal_{uuid.uuid4().hex[:8]}", name="Concurrent seals", domains=[])
-
-    def one_call(index: int) -> str:
-        close_old_connections()
-        try:
-            with tenant_context(tenant):
-                return complete(
-                    tenant_schema=tenant.schema_name,
-                    request_id=uuid.uuid4(),
-                    user_id=None,
-                    model="sim-model",
-                    messages=[{"role": "user", "content": f"question {index}"}],
-                ).text
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        answers = list(pool.map(one_call, range(64)))
-    assert answers == ["ok"] * 64
-    with tenant_context(tenant):
-        calls = list(ModelCall.objects.order_by("seq"))
-        assert [call.seq for call in calls] == list(range(1, 65))
-        assert {call.status for call in calls} == {ModelCall.Status.OK}
-        stamps = [call.finished_at for call in calls]
-        assert stamps == sorted(stamps)  # type: ignore[type-var]
-        assert list(find_chain_breaks(ModelCall)) == []
