@@ -122,7 +122,7 @@ def do_prune_chain(model_class: type[models.Model], *, before: dt.datetime, acto
     spec = spec_for(model_class)
     lock_chain(model_class)
     last_pruned = (
-        model_class._default_manager.filter(**{f"{spec.timestamp_field}__lt": before})
+        model_class._default_manager.filter(seq__isnull=False, **{f"{spec.timestamp_field}__lt": before})
         .order_by("-seq")
         .values_list("seq", "record_hash", spec.timestamp_field)
         .first()

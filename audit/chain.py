@@ -3,8 +3,10 @@
 Every chained row stores its sequence number, the previous row's hash and its own hash over a canonical
 serialization (docs/audit.md, "Canonical serialization"). Appends to one chain of one tenant are serialized
 by a PostgreSQL advisory transaction lock, so concurrent writers on any number of processes or machines
-cannot fork the chain. Rows are never updated: a database trigger (audit/migrations) rejects UPDATE and
-DELETE, so a row must be complete when it is appended.
+cannot fork the chain. A row enters its chain either when it is inserted (append_to_chain: audit events) or,
+for a row that is written first and completed later (a model call claimed 'started', then finished), when
+it becomes final (seal_in_chain). Until then its chain columns are NULL and it is not part of the chain;
+once chained, a database trigger (audit/migrations, gateway/migrations) rejects UPDATE and DELETE.
 
 Sensitive fields (prompt, response, tool calls) enter the hash through a salted commitment
 sha256(salt || sha256(text)) instead of their text, so an export may show the text, only its SHA-256, or
@@ -278,7 +280,8 @@ def read_head(model_class: type[models.Model], cursor: Any = None) -> ChainHead:
     timestamp_column = str(_timestamp_field(model_class, spec).column)
     sql = (
         f"SELECT seq, record_hash, {quote(timestamp_column)} FROM {quote(model_class._meta.db_table)}"  # noqa: S608
-        " ORDER BY seq DESC LIMIT 1"
+        # Unsealed rows (seq NULL, still in flight) are not part of the chain; DESC would sort them first.
+        " WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
     )
     if cursor is not None:
         cursor.execute(sql)
@@ -290,6 +293,44 @@ def read_head(model_class: type[models.Model], cursor: Any = None) -> ChainHead:
     if row is None:
         return ChainHead(seq=0, record_hash=GENESIS_HASH, timestamp=None)
     return ChainHead(seq=row[0], record_hash=row[1], timestamp=row[2])
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """Where a row enters its chain: computed under the chain lock."""
+
+    seq: int
+    prev_hash: str
+    record_hash: str
+    timestamp: dt.datetime
+
+
+def _head_and_stamp(model_class: type[models.Model], cursor: Any) -> tuple[ChainHead, dt.datetime]:
+    """The caller holds the chain lock: the head, and the chain timestamp of the next row (never earlier
+    than the head's, so time order equals chain order and a time window is a contiguous range of seq)."""
+    head = read_head(model_class, cursor)
+    now = timezone.now()
+    return head, (max(now, head.timestamp) if head.timestamp else now)
+
+
+def _link(
+    model_class: type[models.Model],
+    head: ChainHead,
+    stamp: dt.datetime,
+    record: CanonicalRecord,
+    commitments: dict[str, str],
+) -> ChainLink:
+    """Hash `record`, stamped with `stamp`, as the row after `head`. Shared by append and seal."""
+    spec = spec_for(model_class)
+    record.fields[_timestamp_field(model_class, spec).attname] = format_timestamp(stamp)
+    seq = head.seq + 1
+    record_hash = compute_record_hash(spec.name, seq, head.record_hash, record.fields, commitments)
+    return ChainLink(seq=seq, prev_hash=head.record_hash, record_hash=record_hash, timestamp=stamp)
+
+
+def _commitments(spec: ChainSpec, record: CanonicalRecord) -> tuple[str, dict[str, str]]:
+    salt = secrets.token_hex(16) if spec.sensitive else ""
+    return salt, {name: commitment(salt, text_sha256(value)) for name, value in record.sensitive.items()}
 
 
 def append_to_chain(model_class: type[M], row_fields: dict[str, Any] | None = None, **fields: Any) -> M:
@@ -305,29 +346,75 @@ def append_to_chain(model_class: type[M], row_fields: dict[str, Any] | None = No
     spec = spec_for(model_class)
     instance = model_class(**(row_fields or {}), **fields)
     _normalize(instance)
-    salt = secrets.token_hex(16) if spec.sensitive else ""
-    record = canonical_record(model_class, row_values(instance), spec)
-    commitments = {name: commitment(salt, text_sha256(value)) for name, value in record.sensitive.items()}
     timestamp_column = _timestamp_field(model_class, spec).attname
+    # raw=True (below) skips auto_now_add: such a column left empty gets the chain timestamp.
+    auto_stamped = [
+        field.attname
+        for field in model_class._meta.concrete_fields
+        if getattr(field, "auto_now_add", False)
+        and field.attname != timestamp_column
+        and getattr(instance, field.attname) is None
+    ]
+    record = canonical_record(model_class, row_values(instance), spec)
+    salt, commitments = _commitments(spec, record)
     # No savepoint: a failed insert (e.g. a duplicate request id) fails the caller's transaction, which
     # Django requires callers to handle outside it anyway; this saves two round trips under the lock.
     with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:  # one cursor: django-tenants sets search_path per cursor
             lock_chain(model_class, cursor)
-            head = read_head(model_class, cursor)
-        now = timezone.now()
-        stamp = max(now, head.timestamp) if head.timestamp else now
-        setattr(instance, timestamp_column, stamp)
-        record.fields[timestamp_column] = format_timestamp(stamp)
-        seq = head.seq + 1
-        record_hash = compute_record_hash(spec.name, seq, head.record_hash, record.fields, commitments)
-        instance.seq = seq  # type: ignore[attr-defined]
-        instance.prev_hash = head.record_hash  # type: ignore[attr-defined]
-        instance.record_hash = record_hash  # type: ignore[attr-defined]
+            head, stamp = _head_and_stamp(model_class, cursor)
+        if auto_stamped:
+            for attname in auto_stamped:
+                setattr(instance, attname, stamp)
+            record = canonical_record(model_class, row_values(instance), spec)
+        link = _link(model_class, head, stamp, record, commitments)
+        setattr(instance, timestamp_column, link.timestamp)
+        instance.seq = link.seq  # type: ignore[attr-defined]
+        instance.prev_hash = link.prev_hash  # type: ignore[attr-defined]
+        instance.record_hash = link.record_hash  # type: ignore[attr-defined]
         instance.chain_salt = salt  # type: ignore[attr-defined]
         # raw=True stores the attributes exactly as hashed: auto_now_add must not restamp the timestamp.
         instance.save_base(raw=True, force_insert=True)
     return instance
+
+
+def seal_in_chain(model_class: type[models.Model], pk: Any) -> bool:
+    """Chain a row that was written earlier and is now final (a model call claimed 'started', then
+    finished): the row enters the chain as if append_to_chain had inserted it with its final values.
+
+    Under the chain lock: read the head, stamp the chain timestamp (never earlier than the head's), hash
+    the row's stored values exactly as append_to_chain would (same canonical form, same salted
+    commitments), and set the chain columns and the stamp in one UPDATE guarded by `seq IS NULL`.
+    Returns False if the row was already sealed (sealing twice is a no-op). Call it in the transaction
+    that wrote the final values: the chain lock is held until that transaction ends."""
+    if not in_tenant_schema():
+        raise ChainError("Hash chains belong to a tenant; no tenant schema is active.")
+    spec = spec_for(model_class)
+    timestamp_column = _timestamp_field(model_class, spec).attname
+    columns = [field.attname for field in model_class._meta.concrete_fields]
+    manager = model_class._default_manager
+    with transaction.atomic(savepoint=False):
+        # The row lock first (outside the chain lock): no other writer can change it while it is hashed.
+        values = manager.select_for_update().filter(pk=pk).values(*columns).first()
+        if values is None:
+            raise ChainError(f"{model_class.__name__} {pk} does not exist; nothing to seal.")
+        if values["seq"] is not None:
+            return False
+        # Values read back from the database are in their stored form (jsonb numbers, rounded decimals).
+        record = canonical_record(model_class, values, spec)
+        salt, commitments = _commitments(spec, record)
+        with connection.cursor() as cursor:
+            lock_chain(model_class, cursor)
+            head, stamp = _head_and_stamp(model_class, cursor)
+        link = _link(model_class, head, stamp, record, commitments)
+        sealed = manager.filter(pk=pk, seq__isnull=True).update(
+            seq=link.seq,
+            prev_hash=link.prev_hash,
+            record_hash=link.record_hash,
+            chain_salt=salt,
+            **{timestamp_column: link.timestamp},
+        )
+    return sealed == 1
 
 
 def _normalize(instance: models.Model) -> None:
@@ -381,7 +468,7 @@ def find_chain_breaks(
     """Walk the stored chain (from `after`, else from its first row) and yield every inconsistency."""
     expected_prev = after.record_hash if after else None
     expected_seq = after.seq + 1 if after else None
-    queryset = model_class._default_manager.order_by("seq")
+    queryset = model_class._default_manager.filter(seq__isnull=False).order_by("seq")  # sealed rows only
     if after:
         queryset = queryset.filter(seq__gt=after.seq)
     columns = [field.attname for field in model_class._meta.concrete_fields]

@@ -7,6 +7,9 @@ The file is a zip with three members:
                   and exporting user, and the SHA-256 of records.jsonl
   manifest.sig    base64 Ed25519 signature over the exact bytes of manifest.json
 Rows are streamed from a server-side cursor and written as they come: memory stays flat for any window.
+
+Only sealed model calls are evidence (seq NOT NULL): a call still in flight has no place in the chain yet
+and appears in an export once it is final, at its chain timestamp (finished_at, MODEL_CALLS.timestamp_field).
 """
 
 import datetime as dt
@@ -40,6 +43,7 @@ from tenants.context import current_schema
 from tenants.models import Tenant
 
 EXPORT_FORMAT = "convosuite.model-call-export/1"
+TIMESTAMP = MODEL_CALLS.timestamp_field
 PROGRESS_EVERY = 5000
 ProgressCallback = Callable[[int, int], None]
 
@@ -70,11 +74,12 @@ def _window_range(window_start: dt.datetime, window_end: dt.datetime) -> _Range:
         now = timezone.now()
         head = read_head(ModelCall)
         effective_end = min(window_end, now)
-        in_window = ModelCall.objects.filter(created_at__gte=window_start, created_at__lt=effective_end)
+        sealed = ModelCall.objects.filter(seq__isnull=False)
+        in_window = sealed.filter(**{f"{TIMESTAMP}__gte": window_start, f"{TIMESTAMP}__lt": effective_end})
         first = in_window.order_by("seq").values_list("seq", flat=True).first()
         if first is None:
             after = (
-                ModelCall.objects.filter(created_at__gte=window_start)
+                sealed.filter(**{f"{TIMESTAMP}__gte": window_start})
                 .order_by("seq")
                 .values_list("seq", flat=True)
             ).first()
@@ -89,7 +94,7 @@ def _anchor(first_seq: int) -> dict[str, Any]:
     """The chain link just before the window: the previous record, the genesis, or a retention checkpoint."""
     if first_seq == 1:
         return {"seq": 0, "hash": GENESIS_HASH, "timestamp": None, "source": "genesis"}
-    previous = ModelCall.objects.filter(seq=first_seq - 1).values_list("record_hash", "created_at").first()
+    previous = ModelCall.objects.filter(seq=first_seq - 1).values_list("record_hash", TIMESTAMP).first()
     if previous is not None:
         return {
             "seq": first_seq - 1,
@@ -207,9 +212,7 @@ def write_model_call_export(
     if progress:
         progress(0, total)
     anchor = _anchor(span.first_seq)
-    after = (
-        ModelCall.objects.filter(seq=span.last_seq + 1).values_list("seq", "created_at", "prev_hash").first()
-    )
+    after = ModelCall.objects.filter(seq=span.last_seq + 1).values_list("seq", TIMESTAMP, "prev_hash").first()
     build = _record_line_builder(redaction)
 
     records_digest = hashlib.sha256()

@@ -20,6 +20,20 @@ class HashChained(models.Model):
         abstract = True
 
 
+class SealedHashChained(models.Model):
+    """Chain columns of a row that is written before it is final and sealed into its chain when it is
+    (audit.chain.seal_in_chain): NULL while in flight, which no string value could say (a chain without
+    secrets has the salt ""). The row's trigger allows UPDATE only while `seq IS NULL`."""
+
+    seq = models.BigIntegerField(unique=True, null=True, editable=False)
+    prev_hash = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001 - see docstring
+    record_hash = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001 - see docstring
+    chain_salt = models.CharField(max_length=32, null=True, blank=True, editable=False)  # noqa: DJ001
+
+    class Meta:
+        abstract = True
+
+
 class AuditEvent(HashChained):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=64, db_index=True)

@@ -5,11 +5,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from audit.models import HashChained
+from audit.models import SealedHashChained
 
 
-class ModelCall(HashChained):
-    """Hash-chained (audit/chain.py): appended once, when the call is final; never updated."""
+class ModelCall(SealedHashChained):
+    """Hash-chained (audit/chain.py), sealed when final: the row is claimed 'started' with its chain
+    columns NULL (in flight, not yet evidence), updated to its final state, and in that same transaction
+    sealed into the tenant's chain (audit.chain.seal_in_chain), which stamps finished_at as its chain
+    timestamp. A trigger allows UPDATE only while the row is unsealed and never DELETE (docs/audit.md)."""
 
     class Status(models.TextChoices):
         # Written before the provider is contacted, under the request id's unique constraint, so that a
@@ -57,6 +60,8 @@ class ModelCall(HashChained):
         indexes = [
             models.Index(fields=["created_at", "model_requested"], name="modelcall_time_model_idx"),
             models.Index(fields=["user", "created_at"], name="modelcall_user_time_idx"),
+            # The chain timestamp: exports and retention select a window on it.
+            models.Index(fields=["finished_at"], name="modelcall_finished_idx"),
         ]
 
     def __str__(self) -> str:

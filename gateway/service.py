@@ -7,7 +7,8 @@ Order of work, which callers can rely on:
    answer, waits for the owner, or declares the call interrupted once the owner's lease has expired);
 3. policy: allow-list, kill switch, rate limits, budget reservation (gateway.policy);
 4. the provider call along the tenant's fallback chain (gateway.routing);
-5. complete the record (status, model served, fallback, tokens, cost, latency);
+5. complete the record (status, model served, fallback, tokens, cost, latency) and, in the same
+   transaction, seal it into the tenant's model-call hash chain (audit.chain.seal_in_chain);
 6. settle the reservation to the actual usage (or release it on failure);
 7. only then return the answer (or raise a GatewayError whose user_message is safe to show).
 """
@@ -24,10 +25,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Field, JSONField
 from django.utils import timezone
 
+from audit.chain import seal_in_chain
 from gateway import policy as gateway_policy
 from gateway.config import CHAT_KIND, EMBEDDING_KIND, model_kind
 from gateway.errors import (
@@ -405,9 +407,10 @@ def _claim(
 
 
 def finish_record(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
-    """Complete a 'started' record in one round trip; False if it is no longer started (another delivery
-    took it over). The commit waits for the WAL flush unless GATEWAY_DURABLE_RECORDS is off (docs/gateway.md:
-    a crash in the next few hundred ms then leaves the call 'started', later marked interrupted)."""
+    """Complete a 'started' record and seal it into the chain, in one transaction; False if it is no longer
+    started (another delivery took it over and sealed it). The commit waits for the WAL flush unless
+    GATEWAY_DURABLE_RECORDS is off (docs/gateway.md: a crash in the next few hundred ms then leaves the call
+    'started' and unsealed, later marked interrupted and sealed)."""
     values = {"status": status, "finished_at": timezone.now(), **fields}
     assignments: list[str] = []
     params: list[Any] = []
@@ -431,9 +434,14 @@ def finish_record(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
         f"UPDATE {ModelCall._meta.db_table} SET {', '.join(assignments)}{asynchronous} "  # noqa: S608
         "WHERE id = %s AND status = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, call_id, ModelCall.Status.STARTED])
-        return cursor.rowcount == 1
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, call_id, ModelCall.Status.STARTED])
+            finished = cursor.rowcount == 1
+        if finished:
+            # The record is final: it becomes evidence now, in the transaction that made it final.
+            seal_in_chain(ModelCall, call_id)
+    return finished
 
 
 def _answer_for_existing(tenant_schema: str, request_id: uuid.UUID) -> Completion:
@@ -453,17 +461,20 @@ def settled_record(tenant_schema: str, request_id: uuid.UUID) -> ModelCall:
             return call
         now = timezone.now()
         if call.lease_expires_at is None or call.lease_expires_at <= now:
-            taken_over = ModelCall.objects.filter(
-                id=call.id, status=ModelCall.Status.STARTED, lease_expires_at=call.lease_expires_at
-            ).update(
-                status=ModelCall.Status.ERROR,
-                error_code="interrupted",
-                error=(
-                    "Interrupted: the process handling this call stopped before the provider's answer "
-                    "was recorded. The provider may have been called; its usage is unknown."
-                ),
-                finished_at=now,
-            )
+            with transaction.atomic():
+                taken_over = ModelCall.objects.filter(
+                    id=call.id, status=ModelCall.Status.STARTED, lease_expires_at=call.lease_expires_at
+                ).update(
+                    status=ModelCall.Status.ERROR,
+                    error_code="interrupted",
+                    error=(
+                        "Interrupted: the process handling this call stopped before the provider's answer "
+                        "was recorded. The provider may have been called; its usage is unknown."
+                    ),
+                    finished_at=now,
+                )
+                if taken_over:
+                    seal_in_chain(ModelCall, call.id)
             if taken_over:
                 gateway_policy.release_request(tenant_schema, request_id)
                 logger.warning("model call interrupted tenant=%s request_id=%s", tenant_schema, request_id)

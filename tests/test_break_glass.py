@@ -111,7 +111,9 @@ def test_every_page_read_under_a_grant_is_an_audit_event_the_tenant_admin_sees(
     assert {event.details["grant"] for event in reads} == {grant.pk}
 
     tenant_admin = make_member(acme, roles=[Role.TENANT_ADMIN.value])
-    audit_page = client_for(acme, tenant_admin).get("/console/audit-events/?kind=break_glass.").content.decode()
+    audit_page = (
+        client_for(acme, tenant_admin).get("/console/audit-events/?kind=break_glass.").content.decode()
+    )
     assert audit_page.count("break_glass.read") >= 4 and "break_glass.opened" in audit_page
     assert f"/platform/break-glass/{grant.pk}/conversations/{conversation.id}/" in audit_page
 

@@ -92,9 +92,11 @@ def generate(tenant: Tenant, total: int) -> None:
             with raw.copy(f"COPY gateway_modelcall ({', '.join(columns)}) FROM STDIN") as copy:
                 for _ in range(min(batch, total - seq)):
                     seq += 1
+                    stamp = first_stamp + dt.timedelta(milliseconds=seq - head.seq)
                     values = {
                         "id": uuid.uuid4(),
-                        "created_at": first_stamp + dt.timedelta(milliseconds=seq - head.seq),
+                        "created_at": stamp - dt.timedelta(milliseconds=250),
+                        "finished_at": stamp,  # the chain timestamp of a model call (sealed when final)
                         "request_id": uuid.uuid4(),
                         "user_id": None,
                         "model_requested": "sim-model",
@@ -157,7 +159,7 @@ def export_and_verify(records: int) -> list[tuple[str, int, float, float, float,
     Records per CPU-second is what the code does when it has a core to itself (this 2-core machine is shared)."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     with tenant_context(Tenant.objects.get(schema_name=TENANT)):
-        stamps = dict(ModelCall.objects.filter(seq__in=[1, records]).values_list("seq", "created_at"))
+        stamps = dict(ModelCall.objects.filter(seq__in=[1, records]).values_list("seq", "finished_at"))
     start, end = stamps[1], stamps[records] + dt.timedelta(microseconds=1)  # seq 1..records exactly
     out = OUT_DIR / f"export-{records}.zip"
     argv = [sys.executable, "manage.py", "export_model_calls", "--tenant", TENANT]

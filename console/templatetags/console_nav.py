@@ -19,5 +19,9 @@ def console_nav(context: Any) -> dict[str, Any]:
     request = context.get("request")
     match = getattr(request, "resolver_match", None)
     namespace = getattr(match, "namespace", "") or ""
-    active = context.get("active") or context.get("console_section") or NAMESPACE_NAV_KEYS.get(namespace, namespace)
+    active = (
+        context.get("active")
+        or context.get("console_section")
+        or NAMESPACE_NAV_KEYS.get(namespace, namespace)
+    )
     return {"nav": nav_sections(active)}

@@ -5,10 +5,15 @@ from django.db import migrations, models
 
 
 def chain_existing_rows(apps, schema_editor):
+    import dataclasses
+
     from audit.chain import backfill_chain
     from audit.specs import MODEL_CALLS
 
-    backfill_chain(apps.get_model("gateway", "ModelCall"), MODEL_CALLS)
+    # At this point of history a model call has no finished_at: rows were chained in created_at order
+    # (gateway/0007 makes finished_at, the moment a call is sealed, the chain timestamp).
+    spec = dataclasses.replace(MODEL_CALLS, timestamp_field="created_at")
+    backfill_chain(apps.get_model("gateway", "ModelCall"), spec)
 
 
 class Migration(migrations.Migration):

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -25,6 +27,7 @@ from chat.models import Message
 from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
 from gateway.models import ModelCall
+from gateway.service import complete
 from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.audit.helpers import VERIFIER_PATH, load_verifier, make_calls
@@ -86,6 +89,40 @@ def test_64_concurrent_model_calls_across_worker_processes_form_one_unbroken_cha
         if "generate_assistant_reply" in processes.log_tail(name, 2000)
     ]
     assert len(served_by) >= 2, f"only {served_by} ran the calls"
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_64_concurrent_completions_seal_into_one_unbroken_chain(sim: SimulatorControl) -> None:
+    """complete() from 32 threads at once (each its own database session): claims, provider calls and
+    finishes interleave; the seals queue on the chain lock and form one gapless chain in time order.
+    (Across worker processes: tests/audit/test_audit_processes.py, through the chat's path.)"""
+    sim.set_scenario(reply="ok", latency_ms=40)
+    tenant = do_create_tenant(slug=f"seal_{uuid.uuid4().hex[:8]}", name="Concurrent seals", domains=[])
+
+    def one_call(index: int) -> str:
+        close_old_connections()
+        try:
+            with tenant_context(tenant):
+                return complete(
+                    tenant_schema=tenant.schema_name,
+                    request_id=uuid.uuid4(),
+                    user_id=None,
+                    model="sim-model",
+                    messages=[{"role": "user", "content": f"question {index}"}],
+                ).text
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(one_call, range(64)))
+    assert answers == ["ok"] * 64
+    with tenant_context(tenant):
+        calls = list(ModelCall.objects.order_by("seq"))
+        assert [call.seq for call in calls] == list(range(1, 65))
+        assert {call.status for call in calls} == {ModelCall.Status.OK}
+        stamps = [call.finished_at for call in calls]
+        assert stamps == sorted(stamps)  # type: ignore[type-var]
+        assert list(find_chain_breaks(ModelCall)) == []
 
 
 @pytest.mark.usefixtures("committed_db", "worker")

@@ -52,14 +52,19 @@ def kinds_and_seqs(report: Any) -> set[tuple[str, Any]]:
 
 
 @pytest.fixture
-def six_calls(acme: Tenant, sim: SimulatorControl) -> list[ModelCall]:
+def six_calls(chain_tenant: Tenant, sim: SimulatorControl) -> list[ModelCall]:
     sim.set_scenario(reply="The plan is classified.", served_model="sim-model-2026-01-01")
-    alice = make_member(acme)
-    with tenant_context(acme):
+    alice = make_member(chain_tenant)
+    with tenant_context(chain_tenant):
         # Only this test's calls fall in the export window: earlier tests' rows are older than 5 minutes?
         # Not necessarily, so windows are computed from this test's own records below.
-        ids = make_calls(acme, 6, alice.pk)
+        ids = make_calls(chain_tenant, 6, alice.pk)
         return list(ModelCall.objects.filter(request_id__in=ids).order_by("seq"))
+
+
+def chain_stamp(call: ModelCall) -> dt.datetime:
+    assert call.finished_at is not None, "only sealed calls are in the chain"
+    return call.finished_at
 
 
 def export_of(calls: list[ModelCall], tenant: Tenant, tmp_path: Path, redaction: str = "full") -> Path:
@@ -67,8 +72,9 @@ def export_of(calls: list[ModelCall], tenant: Tenant, tmp_path: Path, redaction:
     with tenant_context(tenant):
         write_model_call_export(
             out_path=str(out),
-            window_start=calls[0].created_at,
-            window_end=calls[-1].created_at + dt.timedelta(microseconds=1),
+            # The chain timestamp of a model call is the moment it was sealed (finished_at).
+            window_start=chain_stamp(calls[0]),
+            window_end=chain_stamp(calls[-1]) + dt.timedelta(microseconds=1),
             redaction=redaction,
             exported_by="test",
         )
@@ -76,18 +82,18 @@ def export_of(calls: list[ModelCall], tenant: Tenant, tmp_path: Path, redaction:
 
 
 def test_model_calls_form_one_gapless_chain_with_stored_hashes_that_recompute(
-    acme: Tenant, six_calls: list[ModelCall]
+    chain_tenant: Tenant, six_calls: list[ModelCall]
 ) -> None:
     seqs = [call.seq for call in six_calls]
-    assert seqs == list(range(seqs[0], seqs[0] + 6))
+    assert seqs[0] is not None and seqs == list(range(seqs[0], seqs[0] + 6))
     for previous, current in zip(six_calls, six_calls[1:], strict=False):
         assert current.prev_hash == previous.record_hash
-    with tenant_context(acme):
+    with tenant_context(chain_tenant):
         assert list(find_chain_breaks(ModelCall)) == []
 
 
-def test_audit_events_form_their_own_chain(acme: Tenant) -> None:
-    with tenant_context(acme):
+def test_audit_events_form_their_own_chain(chain_tenant: Tenant) -> None:
+    with tenant_context(chain_tenant):
         before = read_head(AuditEvent)
         first = do_record_audit_event(kind="test.one", actor_label="tester", details={"n": 1})
         second = do_record_audit_event(kind="test.two", actor_label="tester", details={"n": 2})
@@ -101,9 +107,9 @@ def test_audit_events_form_their_own_chain(acme: Tenant) -> None:
 )
 @pytest.mark.parametrize("table", ["gateway_modelcall", "audit_auditevent", "audit_chaincheckpoint"])
 def test_database_rejects_changing_chain_rows(
-    acme: Tenant, six_calls: list[ModelCall], table: str, statement: str
+    chain_tenant: Tenant, six_calls: list[ModelCall], table: str, statement: str
 ) -> None:
-    with tenant_context(acme):
+    with tenant_context(chain_tenant):
         do_record_audit_event(kind="test.guard", actor_label="tester")
         do_sign_chain_heads()
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -115,9 +121,9 @@ def test_database_rejects_changing_chain_rows(
 
 @pytest.mark.parametrize("redaction", ["full", "hashed", "removed"])
 def test_export_verifies_under_every_redaction_policy(
-    acme: Tenant, six_calls: list[ModelCall], tmp_path: Path, redaction: str
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path, redaction: str
 ) -> None:
-    path = export_of(six_calls, acme, tmp_path, redaction)
+    path = export_of(six_calls, chain_tenant, tmp_path, redaction)
     lines, manifest, _ = read_export(path)
     assert [line["seq"] for line in lines] == [call.seq for call in six_calls]
     first = lines[0]
@@ -138,8 +144,10 @@ def test_export_verifies_under_every_redaction_policy(
     assert complete
 
 
-def test_verifier_names_an_edited_record(acme: Tenant, six_calls: list[ModelCall], tmp_path: Path) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+def test_verifier_names_an_edited_record(
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
+) -> None:
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     lines[2]["fields"]["tokens_out"] += 1000
     report, _ = verify(write_export(tmp_path / "t.zip", lines, manifest, signature))
     assert ("edited", six_calls[2].seq) in kinds_and_seqs(report)
@@ -147,25 +155,29 @@ def test_verifier_names_an_edited_record(acme: Tenant, six_calls: list[ModelCall
 
 
 def test_verifier_names_an_edited_response_even_with_its_hash_recomputed(
-    acme: Tenant, six_calls: list[ModelCall], tmp_path: Path
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
 ) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     lines[3]["sensitive"]["response"] = {"value": "Nothing to see."}
     lines[3]["hash"] = verifier.record_hash("model_calls", lines[3])
     report, _ = verify(write_export(tmp_path / "t.zip", lines, manifest, signature))
     assert ("edited", six_calls[3].seq) in kinds_and_seqs(report)
 
 
-def test_verifier_names_a_deleted_record(acme: Tenant, six_calls: list[ModelCall], tmp_path: Path) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+def test_verifier_names_a_deleted_record(
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
+) -> None:
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     del lines[2]
     report, complete = verify(write_export(tmp_path / "t.zip", lines, manifest, signature))
     assert ("deleted", six_calls[2].seq) in kinds_and_seqs(report)
     assert not complete
 
 
-def test_verifier_names_an_inserted_record(acme: Tenant, six_calls: list[ModelCall], tmp_path: Path) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+def test_verifier_names_an_inserted_record(
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
+) -> None:
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     forged = {**lines[2], "fields": {**lines[2]["fields"], "request_id": str(uuid.uuid4())}}
     forged["hash"] = verifier.record_hash("model_calls", forged)  # a careful forger recomputes the hash
     lines.insert(2, forged)
@@ -174,8 +186,10 @@ def test_verifier_names_an_inserted_record(acme: Tenant, six_calls: list[ModelCa
     assert [problem["request_id"] for problem in inserted] == [forged["fields"]["request_id"]]
 
 
-def test_verifier_names_swapped_records(acme: Tenant, six_calls: list[ModelCall], tmp_path: Path) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+def test_verifier_names_swapped_records(
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
+) -> None:
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     lines[2], lines[3] = lines[3], lines[2]
     report, _ = verify(write_export(tmp_path / "t.zip", lines, manifest, signature))
     assert ("reordered", six_calls[2].seq) in kinds_and_seqs(report)
@@ -183,9 +197,9 @@ def test_verifier_names_swapped_records(acme: Tenant, six_calls: list[ModelCall]
 
 
 def test_verifier_reports_a_truncated_tail_of_the_file(
-    acme: Tenant, six_calls: list[ModelCall], tmp_path: Path
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
 ) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     report, complete = verify(write_export(tmp_path / "t.zip", lines[:-2], manifest, signature))
     truncated = [problem for problem in report.problems if problem["kind"] == "truncated"]
     assert truncated and f"seq {six_calls[-2].seq}..{six_calls[-1].seq}" in truncated[0]["message"]
@@ -193,9 +207,9 @@ def test_verifier_reports_a_truncated_tail_of_the_file(
 
 
 def test_verifier_rejects_an_edited_manifest(
-    acme: Tenant, six_calls: list[ModelCall], tmp_path: Path
+    chain_tenant: Tenant, six_calls: list[ModelCall], tmp_path: Path
 ) -> None:
-    lines, manifest, signature = read_export(export_of(six_calls, acme, tmp_path))
+    lines, manifest, signature = read_export(export_of(six_calls, chain_tenant, tmp_path))
     forged_manifest = manifest.replace(b'"redaction_policy": "full"', b'"redaction_policy": "hashed"')
     report, _ = verify(write_export(tmp_path / "t.zip", lines, forged_manifest, signature))
     assert "bad_signature" in {problem["kind"] for problem in report.problems}
@@ -224,10 +238,12 @@ def test_truncating_the_chain_tail_in_the_database_is_caught_by_the_signed_check
         assert not complete
 
 
-def test_json_numbers_survive_the_database_round_trip_and_still_verify(acme: Tenant, tmp_path: Path) -> None:
+def test_json_numbers_survive_the_database_round_trip_and_still_verify(
+    chain_tenant: Tenant, tmp_path: Path
+) -> None:
     from audit.chain import append_to_chain
 
-    with tenant_context(acme):
+    with tenant_context(chain_tenant):
         call = append_to_chain(
             ModelCall,
             request_id=uuid.uuid4(),
@@ -238,7 +254,7 @@ def test_json_numbers_survive_the_database_round_trip_and_still_verify(acme: Ten
             cost="0.123456789",  # more places than the column keeps: stored and hashed rounded
         )
         assert list(find_chain_breaks(ModelCall, after=read_head_before(call))) == []
-    path = export_of([call], acme, tmp_path)
+    path = export_of([call], chain_tenant, tmp_path)
     report, complete = verify(path)
     assert report.problems == [] and complete
 
@@ -246,4 +262,5 @@ def test_json_numbers_survive_the_database_round_trip_and_still_verify(acme: Ten
 def read_head_before(call: ModelCall) -> Any:
     from audit.chain import ChainHead
 
+    assert call.seq is not None and call.prev_hash is not None, "a sealed call"
     return ChainHead(seq=call.seq - 1, record_hash=call.prev_hash, timestamp=None)
