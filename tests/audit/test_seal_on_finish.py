@@ -18,7 +18,8 @@ from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
 from gateway.errors import ModelNotAllowed, ProviderUnavailable
 from gateway.models import ModelCall
-from gateway.service import _claim, _finish, complete
+from gateway.service import _claim, complete
+from gateway.service import finish_record as _finish
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, read_export
 
