@@ -51,11 +51,11 @@ class BudgetsForm(forms.Form):
             "max_whole_digits": "That amount is too large.",
         },
     )
-    user_daily_token_cap = _count("Per-user daily token cap", required=False)
+    user_daily_token_cap = _count("Per-user daily cap", required=False)
     requests_per_minute = _count("Requests per minute", maximum=MAX_PER_MINUTE)
     tokens_per_minute = _count("Tokens per minute")
-    user_requests_per_minute = _count("Requests per minute per user", required=False, maximum=MAX_PER_MINUTE)
-    user_tokens_per_minute = _count("Tokens per minute per user", required=False)
+    user_requests_per_minute = _count("Per-user requests/min", required=False, maximum=MAX_PER_MINUTE)
+    user_tokens_per_minute = _count("Per-user tokens/min", required=False)
     budget_alert_percent = forms.IntegerField(
         label="Alert threshold",
         required=False,
