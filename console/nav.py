@@ -1,5 +1,4 @@
-"""The console's left navigation, in one place. A page that is not built yet has url_name=None and links to
-the "coming with the next release" page; wiring a new page is one line: give its entry a URL name."""
+"""The console's left navigation, in one place: wiring a new page is one line, its entry with its URL name."""
 
 from dataclasses import dataclass
 
@@ -11,17 +10,11 @@ class NavItem:
     key: str
     label: str
     section: str
-    url_name: str | None = None
+    url_name: str
 
     @property
     def href(self) -> str:
-        if self.url_name is None:
-            return reverse("console:coming_soon", kwargs={"section": self.key})
         return reverse(self.url_name)
-
-    @property
-    def is_placeholder(self) -> bool:
-        return self.url_name is None
 
 
 CONSOLE_NAV: list[NavItem] = [
@@ -31,11 +24,11 @@ CONSOLE_NAV: list[NavItem] = [
     NavItem("evidence", "Evidence export", "Monitor", "audit:home"),
     NavItem("prompts", "Prompts", "Configure", "prompts:list"),
     NavItem("knowledge", "Knowledge", "Configure", "knowledge:home"),
-    NavItem("models", "Models", "Configure"),
-    NavItem("budgets", "Budgets & limits", "Configure"),
-    NavItem("kill-switch", "Kill switch", "Configure"),
+    NavItem("models", "Models", "Configure", "console:models"),
+    NavItem("budgets", "Budgets & limits", "Configure", "console:budgets"),
+    NavItem("kill-switch", "Kill switch", "Configure", "console:kill_switch"),
     NavItem("members", "Members", "People & access", "console:members"),
-    NavItem("api-keys", "API keys", "People & access"),
+    NavItem("api-keys", "API keys", "People & access", "console:api_keys"),
 ]
 
 
@@ -44,7 +37,3 @@ def nav_sections(active_key: str) -> list[tuple[str, list[tuple[NavItem, bool]]]
     for item in CONSOLE_NAV:
         sections.setdefault(item.section, []).append((item, item.key == active_key))
     return list(sections.items())
-
-
-def placeholder(key: str) -> NavItem | None:
-    return next((item for item in CONSOLE_NAV if item.key == key and item.is_placeholder), None)

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -24,8 +24,9 @@ from console.model_calls import (
     filtered_model_calls,
     model_call_content,
 )
-from console.nav import nav_sections, placeholder
+from console.nav import nav_sections
 from console.usage import usage_report
+from gateway.alerts import budget_status
 
 ADMINS = [Role.TENANT_ADMIN.value]
 PAGE_SIZE = 50
@@ -57,7 +58,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _usage_context(request: HttpRequest) -> dict[str, Any]:
     report = usage_report(timezone.now(), request.tenant.time_zone)  # type: ignore[attr-defined]
-    return {"report": report}
+    return {"report": report, "budget": budget_status(request.tenant.schema_name)}  # type: ignore[attr-defined]
 
 
 @require_GET
@@ -135,12 +136,3 @@ def audit_events(request: HttpRequest) -> HttpResponse:
         "query": _query_without_page(request),
     }
     return _render(request, "console/audit.html", "audit", context)
-
-
-@require_GET
-@tenant_view(roles=ADMINS)
-def coming_soon(request: HttpRequest, section: str) -> HttpResponse:
-    item = placeholder(section)
-    if item is None:
-        raise Http404("No such console section.")
-    return _render(request, "console/coming_soon.html", item.key, {"item": item})

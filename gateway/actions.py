@@ -76,6 +76,7 @@ def _describe(policy: GatewayPolicy) -> dict[str, Any]:
         "user_requests_per_minute": policy.user_requests_per_minute,
         "user_tokens_per_minute": policy.user_tokens_per_minute,
         "kill_switch": policy.kill_switch,
+        "budget_alert_percent": policy.budget_alert_percent,
     }
 
 
@@ -218,10 +219,12 @@ def do_set_budget(
     monthly_tokens: Any = UNCHANGED,
     monthly_spend_cap: Any = UNCHANGED,
     user_daily_tokens: Any = UNCHANGED,
+    alert_percent: Any = UNCHANGED,
     actor: Any = None,
     actor_label: str = "",
 ) -> GatewayPolicy:
-    """Change the tenant's budgets. user_daily_tokens=None removes the per-user cap."""
+    """Change the tenant's budgets. user_daily_tokens=None removes the per-user cap; alert_percent (1-100)
+    is the share of a budget at which admins are warned, None for no alerts."""
     policy = _locked_policy()
     changed: dict[str, Any] = {}
     if daily_tokens is not UNCHANGED:
@@ -238,6 +241,11 @@ def do_set_budget(
     if user_daily_tokens is not UNCHANGED:
         value = _non_negative("The per-user daily token cap", user_daily_tokens, optional=True)
         changed["user_daily_token_cap"] = None if value is None else int(value)
+    if alert_percent is not UNCHANGED:
+        percent = _non_negative("The alert threshold", alert_percent, optional=True)
+        if percent is not None and not 1 <= percent <= 100:
+            raise PolicyError("The alert threshold is a percentage between 1 and 100.")
+        changed["budget_alert_percent"] = None if percent is None else int(percent)
     if not changed:
         raise PolicyError("Nothing to change: give at least one budget.")
     return _save(policy, changed, kind="gateway.budget_changed", actor=actor, actor_label=actor_label)

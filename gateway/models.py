@@ -88,7 +88,37 @@ class GatewayPolicy(models.Model):
     user_tokens_per_minute = models.PositiveBigIntegerField(null=True, blank=True)
     kill_switch = models.BooleanField(default=False)
     kill_switch_reason = models.CharField(max_length=500, blank=True)
+    # Tenant admins are warned (console banner, one e-mail per budget and period) when usage passes this
+    # share of a budget; None: no alerts.
+    budget_alert_percent = models.PositiveSmallIntegerField(null=True, blank=True, default=80)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"gateway policy v{self.version}"
+
+
+class BudgetAlert(models.Model):
+    """One row per budget and period whose alert threshold was passed: the unique constraint is what
+    makes the alert e-mail go out once per period, whichever process notices first."""
+
+    class Budget(models.TextChoices):
+        DAILY_TOKENS = "daily_tokens", "Daily token budget"
+        MONTHLY_TOKENS = "monthly_tokens", "Monthly token budget"
+        MONTHLY_SPEND = "monthly_spend", "Monthly spending cap"
+
+    budget = models.CharField(max_length=32, choices=Budget.choices)
+    # The tenant-local calendar period, as the budget counters name it: "20261126" or "202611".
+    period = models.CharField(max_length=8)
+    percent_used = models.PositiveIntegerField()
+    threshold_percent = models.PositiveSmallIntegerField()
+    recipients = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period"], name="budgetalert_once_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} {self.period} at {self.percent_used}%"

@@ -195,18 +195,16 @@ def test_end_user_gets_403_on_every_console_page_and_no_console_link(acme: Tenan
     user = make_member(acme)
     client = client_for(acme, user)
     for path in ["/console/", "/console/usage/", "/console/usage/live/", "/console/model-calls/",
-                 "/console/members/", "/console/audit-events/", "/console/coming/budgets/"]:  # fmt: skip
+                 "/console/members/", "/console/audit-events/", "/console/budgets/"]:  # fmt: skip
         assert client.get(path).status_code == 403, path
     assert 'id="console-link"' not in client.get("/chat/").content.decode()
 
 
-def test_tenant_admin_sees_console_link_and_placeholders(acme: Tenant) -> None:
+def test_tenant_admin_sees_console_link_and_every_page_is_built(acme: Tenant) -> None:
     client = client_for(acme, admin_of(acme))
     assert 'id="console-link"' in client.get("/chat/").content.decode()
-    page = client.get("/console/coming/kill-switch/")
-    assert page.status_code == 200 and "Coming with the next release" in page.content.decode()
-    assert client.get("/console/coming/members/").status_code == 404  # a built page is not a placeholder
-    assert client.get("/console/coming/nonsense/").status_code == 404
+    assert client.get("/console/coming/kill-switch/").status_code == 404  # no placeholder pages left
+    assert client.get("/console/kill-switch/").status_code == 200
 
 
 def test_members_mirror_roles_and_last_login(acme: Tenant) -> None:

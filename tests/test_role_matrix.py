@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Role, User
+from gateway.api.actions import do_create_api_key
 from knowledge.crypto_seam import encrypt_for_tenant
 from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
 from tenants.models import BreakGlassGrant, Tenant
@@ -53,6 +54,12 @@ ALLOWED_OUTCOMES = {
     "knowledge:new_version": 400,
     "knowledge:delete_document": 200,  # the refreshed document list (htmx)
     "knowledge:query": 400,  # "Type a question."
+    "console:budgets_save": 400,  # every budget is required: the form again with the errors
+    "console:kill_switch_set": 400,  # "Choose whether to switch the assistant off or back on."
+    "console:models_save": 400,  # "Allow at least one model (use the kill switch to stop all calls)."
+    "console:fallbacks_save": 400,  # "Choose the model whose fallbacks you are setting."
+    "console:api_key_create": 400,  # "Give the key a name, so you can tell it apart later."
+    "console:api_key_revoke": 302,  # revoked, back to the list
 }
 
 # Platform pages: the outcome for each platform principal (tenant sessions: 403, anonymous: sign-in).
@@ -115,6 +122,9 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
             values["call_id"] = ModelCallFactory.create(user=owner).id
     if "section" in names:
         values["section"] = "api-keys"
+    if "key_id" in names:
+        with tenant_context(world.acme):
+            values["key_id"] = do_create_api_key(name="Matrix key", acting_user=None).api_key.id
     if "export_format" in names:
         values["export_format"] = "json"
     if names & {"template_id", "number"}:
@@ -250,4 +260,5 @@ def test_every_platform_page_answers_each_principal_exactly(world: World, princi
 def test_console_and_platform_routes_are_in_the_matrix() -> None:
     names = {name for name, _ in tenant_routes()} | {name for name, _ in platform_routes()}
     assert {"console:usage", "console:model_calls", "console:members", "console:audit"} <= names
+    assert {"console:budgets", "console:kill_switch", "console:models", "console:api_keys"} <= names
     assert {"platform:grant_conversation", "platform:grant_model_call"} <= names

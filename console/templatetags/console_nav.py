@@ -24,4 +24,23 @@ def console_nav(context: Any) -> dict[str, Any]:
         or context.get("console_section")
         or NAMESPACE_NAV_KEYS.get(namespace, namespace)
     )
-    return {"nav": nav_sections(active)}
+    tenant = getattr(request, "tenant", None)
+    kill_switch_on = False
+    if tenant is not None and not tenant.is_platform:
+        from gateway.models import GatewayPolicy
+
+        kill_switch_on = GatewayPolicy.objects.filter(singleton=True, kill_switch=True).exists()
+    return {"nav": nav_sections(active), "kill_switch_on": kill_switch_on}
+
+
+@register.inclusion_tag("console/_banners.html", takes_context=True)
+def console_banners(context: Any) -> dict[str, Any]:
+    """On every console page: a red banner while the kill switch is on, and one for each budget past the
+    tenant's alert threshold (read-only; the e-mail is sent by gateway.tasks)."""
+    from gateway.alerts import budget_status
+
+    request = context.get("request")
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or tenant.is_platform:
+        return {"status": None}
+    return {"status": budget_status(tenant.schema_name), "request": request}

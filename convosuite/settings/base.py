@@ -168,6 +168,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.expire_exports_every_tenant",
         "schedule": env.int("AUDIT_EXPORT_EXPIRY_SWEEP_SECONDS", default=3600),
     },
+    # E-mails tenant admins when usage passes their budget alert threshold (once per budget and period).
+    "gateway-budget-alerts": {
+        "task": "gateway.send_budget_alerts_every_tenant",
+        "schedule": env.int("GATEWAY_BUDGET_ALERT_SECONDS", default=60),
+    },
 }
 
 # --- Audit evidence (docs/audit.md) ------------------------------------------------------------------

@@ -1,0 +1,333 @@
+"""The console's control pages: budgets & limits, kill switch, models, API keys.
+
+Thin: parse the form, call the gateway's actions (each validates, changes the tenant's policy, writes the
+audit event and publishes the policy to every worker), render. Bad input answers 400 with the page again,
+the message next to the field and everything typed kept.
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import tenant_view
+from accounts.models import Role
+from console.forms import BudgetsForm
+from console.nav import nav_sections
+from gateway.actions import (
+    PolicyError,
+    access_gateway_policy,
+    do_set_budget,
+    do_set_kill_switch,
+    do_set_model_allow_list,
+    do_set_model_fallbacks,
+    do_set_rate_limits,
+    do_set_time_zone,
+)
+from gateway.alerts import budget_status
+from gateway.api.actions import ApiKeyRejected, access_api_key_by_id, do_create_api_key, do_revoke_api_key
+from gateway.api.models import ApiKey
+from gateway.config import UnknownModelError, get_model_route
+from gateway.models import BudgetAlert
+
+ADMINS = [Role.TENANT_ADMIN.value]
+MAX_FALLBACKS = 3
+KEYS_PER_PAGE = 50
+
+
+def _render(
+    request: HttpRequest, template: str, active: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    return render(
+        request, template, {"nav": nav_sections(active), "active": active, **context}, status=status
+    )
+
+
+def _schema(request: HttpRequest) -> str:
+    return str(request.tenant.schema_name)  # type: ignore[attr-defined]
+
+
+def _time_zone(request: HttpRequest) -> str:
+    return str(request.tenant.time_zone)  # type: ignore[attr-defined]
+
+
+# --- Budgets & limits -----------------------------------------------------------------------------------
+
+
+def _budgets_page(
+    request: HttpRequest, form: BudgetsForm, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "error": error,
+        "status": budget_status(_schema(request)),
+        "recent_alerts": list(BudgetAlert.objects.all()[:5]),
+    }
+    return _render(request, "console/budgets.html", "budgets", context, status=status)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def budgets(request: HttpRequest) -> HttpResponse:
+    policy = access_gateway_policy()
+    return _budgets_page(request, BudgetsForm(initial=BudgetsForm.initial_from(policy, _time_zone(request))))
+
+
+@require_POST
+@tenant_view(roles=ADMINS)
+def budgets_save(request: HttpRequest) -> HttpResponse:
+    form = BudgetsForm(request.POST)
+    if not form.is_valid():
+        return _budgets_page(request, form, error="Some values need fixing: see below.", status=400)
+    policy = access_gateway_policy()
+    budget, rates, time_zone = form.changes(policy, _time_zone(request))
+    if not (budget or rates or time_zone):
+        messages.info(request, "Nothing changed.")
+        return redirect("console:budgets")
+    try:
+        with transaction.atomic():
+            if budget:
+                do_set_budget(**budget, actor=request.user)
+            if rates:
+                do_set_rate_limits(**rates, actor=request.user)
+            if time_zone:
+                do_set_time_zone(time_zone=time_zone, actor=request.user)
+    except PolicyError as refusal:
+        return _budgets_page(request, form, error=str(refusal), status=400)
+    messages.success(request, "Budgets and limits saved. They apply to the next model call.")
+    return redirect("console:budgets")
+
+
+# --- Kill switch ------------------------------------------------------------------------------------------
+
+
+def _kill_switch_page(
+    request: HttpRequest, *, error: str = "", reason: str = "", status: int = 200
+) -> HttpResponse:
+    context = {"policy": access_gateway_policy(), "error": error, "reason": reason}
+    return _render(request, "console/kill_switch.html", "kill-switch", context, status=status)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def kill_switch(request: HttpRequest) -> HttpResponse:
+    return _kill_switch_page(request)
+
+
+@require_POST
+@tenant_view(roles=ADMINS)
+def kill_switch_set(request: HttpRequest) -> HttpResponse:
+    state = request.POST.get("state", "")
+    reason = request.POST.get("reason", "").strip()
+    if state not in {"on", "off"}:
+        return _kill_switch_page(
+            request, error="Choose whether to switch the assistant off or back on.", reason=reason, status=400
+        )
+    if request.POST.get("confirm") != "yes":
+        return _kill_switch_page(request, error="Confirm the change first.", reason=reason, status=400)
+    stopping = state == "on"
+    if stopping and not reason:
+        return _kill_switch_page(
+            request, error="Write a reason: your users read it in the chat.", reason=reason, status=400
+        )
+    if len(reason) > 500:
+        return _kill_switch_page(
+            request, error="Keep the reason under 500 characters.", reason=reason, status=400
+        )
+    do_set_kill_switch(on=stopping, reason=reason, actor=request.user)
+    if stopping:
+        messages.warning(request, "The assistant is switched off. Every model call is refused from now on.")
+    else:
+        messages.success(request, "The assistant is switched back on.")
+    return redirect("console:kill_switch")
+
+
+# --- Models -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueModel:
+    alias: str
+    kind: str
+    provider: str
+    allowed: bool
+    priced: bool
+    price: str
+    unavailable_reason: str
+
+    @property
+    def is_chat(self) -> bool:
+        return self.kind == "chat"
+
+
+def _per_million(cost_per_token: Any) -> str:
+    return f"${cost_per_token * 1_000_000:,.2f}"
+
+
+def catalogue(allowed: list[str]) -> list[CatalogueModel]:
+    models = []
+    for alias, entry in sorted(settings.GATEWAY_MODELS.items()):
+        kind = str(entry.get("kind", "chat"))
+        try:
+            route = get_model_route(alias)
+        except UnknownModelError:
+            models.append(
+                CatalogueModel(
+                    alias, kind, str(entry.get("provider", "")), alias in allowed, False, "",
+                    "No price in the catalogue, so its use could not be counted against budgets. "
+                    "Ask the ConvoSuite team to price it.",
+                )
+            )  # fmt: skip
+            continue
+        price = (
+            f"{_per_million(route.input_cost_per_token)} in · {_per_million(route.output_cost_per_token)} out"
+            " per 1M tokens"
+        )
+        models.append(CatalogueModel(alias, kind, route.provider, alias in allowed, True, price, ""))
+    return models
+
+
+def _models_page(
+    request: HttpRequest,
+    *,
+    error: str = "",
+    fallback_error: tuple[str, str] | None = None,
+    submitted: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    policy = access_gateway_policy()
+    models = catalogue(policy.allowed_models)
+    chat_allowed = [model.alias for model in models if model.allowed and model.is_chat]
+    chains = []
+    for alias in chat_allowed:
+        chosen = list(policy.fallbacks.get(alias, []))
+        if fallback_error and fallback_error[0] == alias and submitted is not None:
+            chosen = list(submitted.get("fallbacks", chosen))
+        slots = (chosen + [""] * MAX_FALLBACKS)[:MAX_FALLBACKS]
+        options = [other for other in chat_allowed if other != alias]
+        chains.append({"model": alias, "slots": slots, "options": options,
+                       "error": fallback_error[1] if fallback_error and fallback_error[0] == alias else ""})  # fmt: skip
+    context = {
+        "policy": policy,
+        "models": models,
+        "chains": chains,
+        "error": error,
+        "selected": set(submitted["allowed"])
+        if submitted and "allowed" in submitted
+        else set(policy.allowed_models),
+        "default_model": (submitted or {}).get("default_model") or policy.default_model,
+    }
+    return _render(request, "console/models.html", "models", context, status=status)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def models(request: HttpRequest) -> HttpResponse:
+    return _models_page(request)
+
+
+@require_POST
+@tenant_view(roles=ADMINS)
+def models_save(request: HttpRequest) -> HttpResponse:
+    allowed = [alias for alias in request.POST.getlist("allowed") if alias]
+    default_model = request.POST.get("default_model", "")
+    submitted = {"allowed": allowed, "default_model": default_model}
+    if default_model and settings.GATEWAY_MODELS.get(default_model, {}).get("kind", "chat") != "chat":
+        return _models_page(
+            request, error="The default model must be a chat model.", submitted=submitted, status=400
+        )
+    try:
+        do_set_model_allow_list(
+            allowed_models=allowed, default_model=default_model or None, actor=request.user
+        )
+    except PolicyError as refusal:
+        return _models_page(request, error=str(refusal), submitted=submitted, status=400)
+    messages.success(request, "Models saved. The next model call uses them.")
+    return redirect("console:models")
+
+
+@require_POST
+@tenant_view(roles=ADMINS)
+def fallbacks_save(request: HttpRequest) -> HttpResponse:
+    model = request.POST.get("model", "")
+    fallbacks = [alias for alias in request.POST.getlist("fallback") if alias]
+    if not model:
+        return _models_page(request, error="Choose the model whose fallbacks you are setting.", status=400)
+    try:
+        do_set_model_fallbacks(model=model, fallbacks=fallbacks, actor=request.user)
+    except PolicyError as refusal:
+        return _models_page(
+            request, fallback_error=(model, str(refusal)), submitted={"fallbacks": fallbacks}, status=400
+        )
+    messages.success(
+        request,
+        f"Fallbacks of {model} saved." if fallbacks else f"{model} has no fallbacks now.",
+    )
+    return redirect("console:models")
+
+
+# --- API keys ---------------------------------------------------------------------------------------------
+
+
+def _api_keys_page(
+    request: HttpRequest,
+    *,
+    error: str = "",
+    form: dict[str, Any] | None = None,
+    new_key: Any = None,
+    status: int = 200,
+) -> HttpResponse:
+    policy = access_gateway_policy()
+    keys = ApiKey.objects.select_related("created_by").order_by("revoked_at", "-created_at")
+    context = {
+        "page": Paginator(keys, KEYS_PER_PAGE).get_page(request.GET.get("page")),
+        "query": "",
+        "scope_choices": policy.allowed_models,
+        "error": error,
+        "form": form or {},
+        "new_key": new_key,
+    }
+    return _render(request, "console/api_keys.html", "api-keys", context, status=status)
+
+
+@require_GET
+@tenant_view(roles=ADMINS)
+def api_keys(request: HttpRequest) -> HttpResponse:
+    return _api_keys_page(request)
+
+
+@require_POST
+@tenant_view(roles=ADMINS)
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    name = request.POST.get("name", "")
+    scope = [alias for alias in request.POST.getlist("models") if alias]
+    try:
+        created = do_create_api_key(name=name, models=scope, acting_user=request.user)  # type: ignore[arg-type]
+    except ApiKeyRejected as refusal:
+        form = {"name": name, "models": scope}
+        return _api_keys_page(request, error=str(refusal), form=form, status=400)
+    # The secret is in this response only: not in the session, not in a redirect, never stored.
+    response = _api_keys_page(request, new_key=created, status=201)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@tenant_view(roles=ADMINS)
+def api_key_revoke(request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
+    api_key = access_api_key_by_id(key_id)
+    if api_key.revoked_at is not None:
+        messages.info(request, f"The key {api_key.name} was already revoked.")
+    else:
+        do_revoke_api_key(api_key, acting_user=request.user)  # type: ignore[arg-type]
+        messages.success(
+            request, f"The key {api_key.name} is revoked: requests with it are refused from now on."
+        )
+    return redirect("console:api_keys")

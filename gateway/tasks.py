@@ -1,0 +1,27 @@
+"""Celery tasks of the gateway. The beat dispatcher runs in the public schema and sends one task per
+tenant from inside that tenant's context; the tenant task refuses to run anywhere else."""
+
+from celery import shared_task
+from django_tenants.utils import get_public_schema_name, tenant_context
+
+from chat.tasks import requires_tenant_context
+from tenants.models import Tenant
+
+
+# No retries: the next beat tick (a minute later) checks again, and an alert is sent once per period.
+@shared_task(name="gateway.send_budget_alerts_every_tenant")
+def send_budget_alerts_every_tenant() -> int:
+    sent = 0
+    for tenant in Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("schema_name"):
+        with tenant_context(tenant):
+            send_budget_alerts.delay(tenant.schema_name)
+        sent += 1
+    return sent
+
+
+@shared_task(name="gateway.send_budget_alerts")
+@requires_tenant_context
+def send_budget_alerts(tenant_schema: str) -> int:
+    from gateway.alerts import send_budget_alerts as send
+
+    return send(tenant_schema)
