@@ -108,7 +108,6 @@ class GatewayEmbeddingBackend:
                 user_id=self.user_id,
                 model=self.gateway_model,
                 inputs=texts,
-                dimensions=self.dimensions,
             )
         except GatewayError as failure:
             raise EmbeddingUnavailable(failure.user_message) from failure

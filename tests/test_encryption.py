@@ -192,8 +192,9 @@ def test_migration_encrypts_messages_stored_as_plaintext() -> None:
                 "UPDATE chat_conversation SET title = %s WHERE id = %s", ["Old title", conversation.id]
             )
             cursor.execute(
-                "INSERT INTO chat_message (id, conversation_id, role, status, content, error_for_user, created_at) "
-                "VALUES (%s, %s, 'user', 'done', %s, '', now())",
+                "INSERT INTO chat_message "
+                "(id, conversation_id, role, status, content, error_for_user, citations, created_at) "
+                "VALUES (%s, %s, 'user', 'done', %s, '', '[]'::jsonb, now())",
                 [uuid.uuid4(), conversation.id, "written before encryption existed"],
             )
 

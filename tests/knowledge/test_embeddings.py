@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django_tenants.utils import tenant_context
 
+from devtools.llm_simulator.testing import SimulatorControl
+from gateway.models import ModelCall
 from knowledge.embeddings import EmbeddingUnavailable, GatewayEmbeddingBackend, backend_for_model
 from knowledge.minilm import DIMENSIONS, ModelFilesMissing, _read_safetensors, model_directory, shared_encoder
+from tenants.models import Tenant
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "minilm_reference.json").read_text())
 
@@ -46,14 +50,23 @@ def test_weights_with_another_checksum_are_refused(tmp_path: Path) -> None:
         _read_safetensors(copy, "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
 
 
-def test_provider_backend_reports_clearly_when_the_gateway_cannot_embed(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.django_db
+def test_provider_backend_embeds_through_the_gateway_and_records_the_call(
+    acme: Tenant, sim: SimulatorControl
 ) -> None:
-    from gateway import service
-
     backend = backend_for_model("sim-embedding")
     assert isinstance(backend, GatewayEmbeddingBackend)
-    if hasattr(service, "embed"):
-        pytest.skip("gateway.embed exists: covered by the provider embedding test after merge")
-    with pytest.raises(EmbeddingUnavailable, match="Provider embedding models are not available yet"):
-        backend.embed_documents(["hello"])
+    with tenant_context(acme):
+        vectors = backend.embed_documents(["hello", "world"])
+        calls = list(ModelCall.objects.filter(model_requested="sim-embedding").order_by("-created_at")[:1])
+    assert vectors.shape == (2, 384)
+    assert abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-5
+    assert calls and calls[0].status == ModelCall.Status.OK
+    assert [entry["path"] for entry in sim.requests()] == ["/v1/embeddings"]
+
+
+@pytest.mark.django_db
+def test_provider_backend_reports_a_provider_failure_clearly(acme: Tenant, sim: SimulatorControl) -> None:
+    sim.set_scenario(model="sim-embedding", fail="503")
+    with tenant_context(acme), pytest.raises(EmbeddingUnavailable, match="unavailable"):
+        backend_for_model("sim-embedding").embed_documents(["hello"])

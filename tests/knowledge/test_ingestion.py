@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
+from devtools.llm_simulator.testing import SimulatorControl
 from knowledge.actions import (
     do_create_knowledge_base,
     do_delete_document,
@@ -139,7 +140,7 @@ def test_deleting_a_document_removes_its_passages(acme: Tenant) -> None:
         assert do_ingest_document_version(version.id) is False
 
 
-def test_changing_the_embedding_model_re_embeds_from_stored_text(acme: Tenant) -> None:
+def test_changing_the_embedding_model_re_embeds_from_stored_text(acme: Tenant, sim: SimulatorControl) -> None:
     admin = make_member(acme, roles=["tenant_admin"])
     with tenant_context(acme):
         kb = do_create_knowledge_base(f"Models {uuid.uuid4()}", acting_user=admin)
@@ -150,12 +151,9 @@ def test_changing_the_embedding_model_re_embeds_from_stored_text(acme: Tenant) -
         version.refresh_from_db()
         assert version.state == DocumentVersion.State.QUEUED
         version = ingest_fully(version)
-        from gateway import service
-
-        if not hasattr(service, "embed"):
-            # Before the gateway's embed call is merged, the provider model fails with a clear reason.
-            assert version.state == DocumentVersion.State.FAILED
-            assert "not available yet" in version.error
+        # Re-embedded from the stored text through the provider model (the gateway records each call).
+        assert version.state == DocumentVersion.State.READY, version.error
+        assert Chunk.objects.filter(version=version, embedding_model="sim-embedding").exists()
         kb = do_update_knowledge_base_settings(
             kb, acting_user=admin, embedding_model="local-minilm", use_in_chat_by_default=False
         )

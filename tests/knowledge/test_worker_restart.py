@@ -14,6 +14,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from knowledge.actions import do_create_knowledge_base
+from knowledge.crypto_seam import encrypt_for_tenant
 from knowledge.models import Chunk, Document, DocumentVersion
 from knowledge.tasks import ingest_document_version
 from tenants.models import Tenant
@@ -41,7 +42,7 @@ def test_document_survives_its_worker_process_being_killed(
             file_name="contracts.txt",
             size_bytes=len(text),
             sha256=hashlib.sha256(text).hexdigest(),
-            upload_token=base64.b64encode(text).decode(),
+            upload_token=encrypt_for_tenant(base64.b64encode(text).decode()),
         )
         document.latest_version = version
         document.save(update_fields=["latest_version"])
