@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Role, User
+from audit.models import AuditExport
 from gateway.api.actions import do_create_api_key
 from knowledge.crypto_seam import encrypt_for_tenant
 from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
@@ -41,6 +42,9 @@ ALLOWED_OUTCOMES = {
     "chat:send": 400,  # "Type a message first."
     "chat:rename": 302,  # back to the conversation with the error shown
     "chat:delete": 302,  # back to the list
+    "audit:start_export": 400,  # the window is missing
+    "audit:download_export": 404,  # the sample export is not ready yet: nothing to download
+    "audit:set_redaction": 400,  # no policy chosen
     "prompts:diff": 400,  # which versions to compare is missing from the query
     "prompts:export": 200,  # the zip download
     "prompts:import": 400,  # "Choose a zip file to import."
@@ -135,6 +139,12 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
             values["number"] = version.number
     if names & {"knowledge_base_id", "document_id", "chunk_id"}:
         values.update({key: value for key, value in knowledge_sample(world).items() if key in names})
+    if "export_id" in names:
+        with tenant_context(world.acme):
+            now = timezone.now()
+            values["export_id"] = AuditExport.objects.create(
+                window_start=now - timedelta(days=1), window_end=now, redaction_policy="full"
+            ).id
     if "model" in names:
         values["model"] = "sim-model"
     if "path" in names:
