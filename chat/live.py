@@ -114,7 +114,7 @@ def relay_reply(
             batches = []
             time.sleep(1)
         if not batches:
-            message.refresh_from_db(fields=["status", "content", "error_for_user"])
+            message.refresh_from_db(fields=["status", "content", "error_for_user", "citations"])
             connection.close()
             if message.status != Message.Status.PENDING:
                 yield sse_event("done", {"html": render_final(message)})
@@ -132,7 +132,7 @@ def relay_reply(
                     shown_tokens = False
                     yield sse_event("reset", {}, position)
                 elif kind == "end":
-                    message.refresh_from_db(fields=["status", "content", "error_for_user"])
+                    message.refresh_from_db(fields=["status", "content", "error_for_user", "citations"])
                     yield sse_event("done", {"html": render_final(message)}, position)
                     return
     # Still pending after the longest a task may run: let the page poll (the task may be redelivered).
