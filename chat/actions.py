@@ -138,7 +138,9 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     messages = _history_for_model(message, system_prompt)
     question = messages[-1]["content"] if messages[-1]["role"] == Message.Role.USER else ""
     # Passages from the tenant's knowledge bases, as delimited quoted context after the instructions.
-    context_messages, citations = build_context_messages(message.conversation, question)
+    context_messages, citations = build_context_messages(
+        message.conversation, question, agent.knowledge_base_ids if agent else None
+    )
     messages = [messages[0], *context_messages, *messages[1:]]
     try:
         for event in stream(

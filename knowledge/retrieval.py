@@ -119,18 +119,29 @@ def _quote(text: str) -> str:
     return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
 
 
-def chat_knowledge_bases(conversation: Any) -> list[KnowledgeBase]:
-    """The knowledge bases a conversation may draw on. Until agents choose theirs (prompts issue), every
-    knowledge base the tenant flagged 'use in chat by default'."""
+def chat_knowledge_bases(
+    conversation: Any, knowledge_base_ids: list[Any] | None = None
+) -> list[KnowledgeBase]:
+    """The knowledge bases a conversation may draw on: those its agent's production version lists, or, for
+    the default assistant (or an agent that lists none), every knowledge base flagged 'use in chat by
+    default'. Ids of knowledge bases deleted since are ignored."""
+    if knowledge_base_ids:
+        valid_ids = []
+        for raw in knowledge_base_ids:
+            try:
+                valid_ids.append(uuid.UUID(str(raw)))
+            except ValueError:
+                continue
+        return list(KnowledgeBase.objects.filter(id__in=valid_ids))
     return list(KnowledgeBase.objects.filter(use_in_chat_by_default=True))
 
 
 def build_context_messages(
-    conversation: Any, question: str
+    conversation: Any, question: str, knowledge_base_ids: list[Any] | None = None
 ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """Model messages carrying the retrieved passages, and the citations to store with the answer.
     Retrieval failure degrades to an answer without passages (logged without any text)."""
-    knowledge_bases = chat_knowledge_bases(conversation)
+    knowledge_bases = chat_knowledge_bases(conversation, knowledge_base_ids)
     if not knowledge_bases or not question.strip():
         return [], []
     try:

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import tenant_view
 from accounts.models import Role
+from knowledge.models import KnowledgeBase
 from prompts.actions import (
     STANDARD_LABELS,
     PromptError,
@@ -60,7 +61,8 @@ def _draft_from_post(request: HttpRequest) -> VersionDraft:
         temperature=parse_decimal(post.get("temperature", ""), "Temperature"),
         max_tokens=parse_int(post.get("max_tokens", ""), "Max tokens"),
         variables=variables,
-        knowledge_base_ids=parse_knowledge_base_ids(post.get("knowledge_base_ids", "")),
+        # Checkboxes of the knowledge-base picker (several values) or one comma-separated text.
+        knowledge_base_ids=parse_knowledge_base_ids(",".join(post.getlist("knowledge_base_ids"))),
         message=post.get("message", ""),
     )
 
@@ -91,6 +93,7 @@ def _form_values_from_version(version: PromptVersion | None) -> dict[str, Any]:
 def _form_context(**extra: Any) -> dict[str, Any]:
     return {
         "models": offered_models(),
+        "knowledge_bases": list(KnowledgeBase.objects.order_by("name")),
         "runtime_variables": RUNTIME_VARIABLES,
         "console_section": "prompts",
         **extra,

@@ -196,3 +196,23 @@ def test_upload_limits_are_enforced_per_request(acme: Tenant, settings: Any) -> 
             )
         with pytest.raises(KnowledgeInputError, match="Choose at least one file."):
             do_upload_documents(kb, [], acting_user=admin)
+
+
+def test_an_agent_answers_from_the_knowledge_bases_its_production_version_lists(acme: Tenant) -> None:
+    admin = make_member(acme, roles=["tenant_admin"])
+    with tenant_context(acme):
+        default_kb = do_create_knowledge_base(
+            f"Default {uuid.uuid4()}", acting_user=admin, use_in_chat_by_default=True
+        )
+        ingest_fully(upload(default_kb, "default.txt", b"The canteen opens at noon, canary-default.", admin))
+        agent_kb = do_create_knowledge_base(f"Agent {uuid.uuid4()}", acting_user=admin)
+        ingest_fully(upload(agent_kb, "agent.txt", b"The canteen opens at eleven, canary-agent.", admin))
+
+        _, agent_citations = build_context_messages(None, "When does the canteen open?", [str(agent_kb.id)])
+        _, default_citations = build_context_messages(None, "When does the canteen open?", [])
+        # An id of a knowledge base deleted since is ignored, not an error.
+        _, stale_citations = build_context_messages(None, "When does the canteen open?", [str(uuid.uuid4())])
+    assert {c["document_name"] for c in agent_citations} == {"agent.txt"}
+    assert "default.txt" in {c["document_name"] for c in default_citations}
+    assert "agent.txt" not in {c["document_name"] for c in default_citations}
+    assert stale_citations == []
