@@ -20,4 +20,16 @@ urlpatterns = [
         views.grant_model_call,
         name="grant_model_call",
     ),
+    path("break-glass/<int:grant_id>/prompts/", views.grant_prompts, name="grant_prompts"),
+    path(
+        "break-glass/<int:grant_id>/prompts/<uuid:template_id>/",
+        views.grant_prompt,
+        name="grant_prompt",
+    ),
+    path("break-glass/<int:grant_id>/knowledge/", views.grant_knowledge_bases, name="grant_knowledge_bases"),
+    path(
+        "break-glass/<int:grant_id>/knowledge/<uuid:knowledge_base_id>/",
+        views.grant_knowledge_base,
+        name="grant_knowledge_base",
+    ),
 ]

@@ -23,9 +23,15 @@ from accounts.models import User
 from console.model_calls import model_call_content
 from platform_console.reads import (
     access_conversation_under_grant,
+    access_knowledge_base_under_grant,
     access_model_call_under_grant,
+    access_prompt_template_under_grant,
     conversations_under_grant,
+    documents_under_grant,
+    knowledge_bases_under_grant,
     model_calls_under_grant,
+    prompt_templates_under_grant,
+    prompt_versions_under_grant,
 )
 from platform_console.usage import usage_across_tenants
 from tenants.break_glass import (
@@ -181,3 +187,52 @@ def grant_model_call(request: HttpRequest, grant_id: int, call_id: uuid.UUID) ->
         "platform/grant_model_call.html",
         model_call=str(call_id),
     )
+
+
+@require_GET
+@platform_view
+def grant_prompts(request: HttpRequest, grant_id: int) -> HttpResponse:
+    return under_grant(
+        request, grant_id, "prompts.list",
+        lambda: {"page": _page(request, prompt_templates_under_grant())},
+        "platform/grant_prompts.html",
+    )  # fmt: skip
+
+
+@require_GET
+@platform_view
+def grant_prompt(request: HttpRequest, grant_id: int, template_id: uuid.UUID) -> HttpResponse:
+    def build() -> dict[str, Any]:
+        template = access_prompt_template_under_grant(template_id)
+        return {"template": template, "versions": prompt_versions_under_grant(template)}
+
+    return under_grant(
+        request, grant_id, "prompts.detail", build, "platform/grant_prompt.html",
+        prompt_template=str(template_id),
+    )  # fmt: skip
+
+
+@require_GET
+@platform_view
+def grant_knowledge_bases(request: HttpRequest, grant_id: int) -> HttpResponse:
+    return under_grant(
+        request, grant_id, "knowledge.list",
+        lambda: {"page": _page(request, knowledge_bases_under_grant())},
+        "platform/grant_knowledge_bases.html",
+    )  # fmt: skip
+
+
+@require_GET
+@platform_view
+def grant_knowledge_base(request: HttpRequest, grant_id: int, knowledge_base_id: uuid.UUID) -> HttpResponse:
+    def build() -> dict[str, Any]:
+        knowledge_base = access_knowledge_base_under_grant(knowledge_base_id)
+        return {
+            "knowledge_base": knowledge_base,
+            "page": _page(request, documents_under_grant(knowledge_base)),
+        }
+
+    return under_grant(
+        request, grant_id, "knowledge.detail", build, "platform/grant_knowledge_base.html",
+        knowledge_base=str(knowledge_base_id),
+    )  # fmt: skip

@@ -75,6 +75,10 @@ PLATFORM_OUTCOMES = {
     "platform:grant_conversation": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
     "platform:grant_model_calls": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
     "platform:grant_model_call": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_prompts": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_prompt": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_knowledge_bases": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_knowledge_base": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
     "platform:close_grant": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 302},
 }
 
