@@ -32,4 +32,16 @@ urlpatterns = [
         views.grant_knowledge_base,
         name="grant_knowledge_base",
     ),
+    path("break-glass/<int:grant_id>/exports/", views.grant_exports, name="grant_exports"),
+    path("break-glass/<int:grant_id>/exports/start/", views.grant_start_export, name="grant_start_export"),
+    path(
+        "break-glass/<int:grant_id>/exports/<uuid:export_id>/",
+        views.grant_export_row,
+        name="grant_export_row",
+    ),
+    path(
+        "break-glass/<int:grant_id>/exports/<uuid:export_id>/download/",
+        views.grant_download_export,
+        name="grant_download_export",
+    ),
 ]
