@@ -196,15 +196,18 @@ def check_export_window(window_start: dt.datetime, window_end: dt.datetime) -> N
 
 @transaction.atomic
 def do_request_model_call_export(
-    *, window_start: dt.datetime, window_end: dt.datetime, acting_user: Any
+    *, window_start: dt.datetime, window_end: dt.datetime, acting_user: Any, acting_label: str = ""
 ) -> AuditExport:
-    """Queue an export of the tenant's model calls; a worker writes the file (audit.tasks)."""
+    """Queue an export of the tenant's model calls; a worker writes the file (audit.tasks).
+
+    Platform staff under break-glass have no user row in the tenant's schema: they pass acting_user=None and
+    an acting_label naming them."""
     from audit.tasks import build_model_call_export
 
     check_export_window(window_start, window_end)
     export = AuditExport.objects.create(
         requested_by=acting_user,
-        requested_by_label=str(acting_user),
+        requested_by_label=acting_label or str(acting_user),
         window_start=window_start,
         window_end=window_end,
         redaction_policy=audit_settings().redaction_policy,
@@ -212,6 +215,7 @@ def do_request_model_call_export(
     do_record_audit_event(
         kind="audit.export_requested",
         actor=acting_user,
+        actor_label=acting_label,
         details={
             "export_id": str(export.id),
             "window_start": format_timestamp(window_start),

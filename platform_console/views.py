@@ -5,6 +5,8 @@ Tenant content is readable only inside `under_grant`, which checks the staff mem
 before anything is rendered.
 """
 
+import datetime as dt
+import os
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,7 +14,7 @@ from typing import Any
 
 from django.contrib import messages as flash
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,12 +22,21 @@ from django_tenants.utils import tenant_context
 
 from accounts.access import platform_view
 from accounts.models import User
+from audit.actions import ExportRejected, access_export_by_id, do_request_model_call_export, export_file_path
+from audit.models import AuditExport
+from audit.views import _parse_local as parse_utc_input
 from console.model_calls import model_call_content
 from platform_console.reads import (
     access_conversation_under_grant,
+    access_knowledge_base_under_grant,
     access_model_call_under_grant,
+    access_prompt_template_under_grant,
     conversations_under_grant,
+    documents_under_grant,
+    knowledge_bases_under_grant,
     model_calls_under_grant,
+    prompt_templates_under_grant,
+    prompt_versions_under_grant,
 )
 from platform_console.usage import usage_across_tenants
 from tenants.break_glass import (
@@ -34,6 +45,7 @@ from tenants.break_glass import (
     do_close_break_glass_grant,
     do_open_break_glass_grant,
     do_record_break_glass_read,
+    staff_label,
 )
 from tenants.models import BreakGlassGrant, Tenant
 
@@ -181,3 +193,129 @@ def grant_model_call(request: HttpRequest, grant_id: int, call_id: uuid.UUID) ->
         "platform/grant_model_call.html",
         model_call=str(call_id),
     )
+
+
+@require_GET
+@platform_view
+def grant_prompts(request: HttpRequest, grant_id: int) -> HttpResponse:
+    return under_grant(
+        request, grant_id, "prompts.list",
+        lambda: {"page": _page(request, prompt_templates_under_grant())},
+        "platform/grant_prompts.html",
+    )  # fmt: skip
+
+
+@require_GET
+@platform_view
+def grant_prompt(request: HttpRequest, grant_id: int, template_id: uuid.UUID) -> HttpResponse:
+    def build() -> dict[str, Any]:
+        template = access_prompt_template_under_grant(template_id)
+        return {"template": template, "versions": prompt_versions_under_grant(template)}
+
+    return under_grant(
+        request, grant_id, "prompts.detail", build, "platform/grant_prompt.html",
+        prompt_template=str(template_id),
+    )  # fmt: skip
+
+
+@require_GET
+@platform_view
+def grant_knowledge_bases(request: HttpRequest, grant_id: int) -> HttpResponse:
+    return under_grant(
+        request, grant_id, "knowledge.list",
+        lambda: {"page": _page(request, knowledge_bases_under_grant())},
+        "platform/grant_knowledge_bases.html",
+    )  # fmt: skip
+
+
+@require_GET
+@platform_view
+def grant_knowledge_base(request: HttpRequest, grant_id: int, knowledge_base_id: uuid.UUID) -> HttpResponse:
+    def build() -> dict[str, Any]:
+        knowledge_base = access_knowledge_base_under_grant(knowledge_base_id)
+        return {
+            "knowledge_base": knowledge_base,
+            "page": _page(request, documents_under_grant(knowledge_base)),
+        }
+
+    return under_grant(
+        request, grant_id, "knowledge.detail", build, "platform/grant_knowledge_base.html",
+        knowledge_base=str(knowledge_base_id),
+    )  # fmt: skip
+
+
+def _export_page_context(grant: BreakGlassGrant, **extra: Any) -> dict[str, Any]:
+    now = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return {
+        "exports": AuditExport.objects.order_by("-created_at")[:10],
+        "default_start": (now - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M"),
+        "default_end": now.strftime("%Y-%m-%dT%H:%M"),
+        "export_error": "",
+        **extra,
+    }
+
+
+@require_GET
+@platform_view
+def grant_exports(request: HttpRequest, grant_id: int) -> HttpResponse:
+    staff: User = request.user  # type: ignore[assignment]
+    grant = access_active_grant_by_id(staff, grant_id)
+    return under_grant(
+        request, grant_id, "exports.list", lambda: _export_page_context(grant), "platform/grant_exports.html"
+    )
+
+
+@require_POST
+@platform_view
+def grant_start_export(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """The export request is itself the tenant's audit event (audit.export_requested, by the staff member)."""
+    staff: User = request.user  # type: ignore[assignment]
+    grant = access_active_grant_by_id(staff, grant_id)
+    window_start = parse_utc_input(request.POST.get("window_start", ""))
+    window_end = parse_utc_input(request.POST.get("window_end", ""))
+    with tenant_context(grant.tenant):
+        error = ""
+        if window_start is None or window_end is None:
+            error = "Give the window's start and end as dates and times (UTC)."
+        else:
+            try:
+                do_request_model_call_export(
+                    window_start=window_start,
+                    window_end=window_end,
+                    acting_user=None,
+                    acting_label=staff_label(staff),
+                )
+            except ExportRejected as rejection:
+                error = str(rejection)
+        if error:
+            context = {"grant": grant, "tab": "exports", **_export_page_context(grant, export_error=error)}
+            return render(request, "platform/grant_exports.html", context, status=400)
+    return redirect("platform:grant_exports", grant_id=grant.pk)
+
+
+@require_GET
+@platform_view
+def grant_export_row(request: HttpRequest, grant_id: int, export_id: uuid.UUID) -> HttpResponse:
+    """Progress polling: the export's status and counts only, no tenant content, so not a read to record
+    (the page that shows it and the download are)."""
+    staff: User = request.user  # type: ignore[assignment]
+    grant = access_active_grant_by_id(staff, grant_id)
+    with tenant_context(grant.tenant):
+        export = access_export_by_id(export_id)
+        return render(request, "platform/_grant_export_row.html", {"grant": grant, "export": export})
+
+
+@require_GET
+@platform_view
+def grant_download_export(request: HttpRequest, grant_id: int, export_id: uuid.UUID) -> FileResponse:
+    staff: User = request.user  # type: ignore[assignment]
+    grant = access_active_grant_by_id(staff, grant_id)
+    with tenant_context(grant.tenant):
+        export = access_export_by_id(export_id)
+        path = export_file_path(export)
+        if export.status != AuditExport.Status.READY or not os.path.exists(path):
+            raise Http404("This export is not available.")
+        do_record_break_glass_read(
+            grant, path=request.get_full_path(), what="exports.download", export=str(export_id)
+        )
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=export.file_name)  # noqa: SIM115

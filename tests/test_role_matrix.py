@@ -75,6 +75,16 @@ PLATFORM_OUTCOMES = {
     "platform:grant_conversation": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
     "platform:grant_model_calls": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
     "platform:grant_model_call": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_prompts": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_prompt": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_knowledge_bases": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_knowledge_base": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    "platform:grant_exports": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    # Posted without a window: the form's clear 400 (the export itself is tested in test_break_glass_more).
+    "platform:grant_start_export": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 400},
+    "platform:grant_export_row": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 200},
+    # The sample export is not ready yet: nothing to download.
+    "platform:grant_download_export": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 404},
     "platform:close_grant": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 302},
 }
 
