@@ -1,5 +1,7 @@
 """Who may sign in where: the rules applied to a verified token, and users keyed on (issuer, subject)."""
 
+import uuid
+
 import pytest
 from django_tenants.utils import tenant_context
 
@@ -75,3 +77,20 @@ def test_users_are_keyed_on_issuer_and_subject_not_email(acme: Tenant, globex: T
     with tenant_context(globex):
         # The same identity in another tenant's schema is a separate row, never the acme one.
         assert not User.objects.filter(subject="s-1").exists()
+
+
+@pytest.mark.django_db
+def test_new_members_and_role_changes_are_audit_events(acme: Tenant) -> None:
+    from audit.models import AuditEvent
+
+    with tenant_context(acme):
+        subject = f"s-{uuid.uuid4()}"
+        do_sync_user_from_identity(identity_from_claims(claims(sub=subject)), is_platform=False)
+        do_sync_user_from_identity(identity_from_claims(claims(sub=subject)), is_platform=False)  # no change
+        do_sync_user_from_identity(
+            identity_from_claims(claims(sub=subject, roles=["end_user", "tenant_admin"])), is_platform=False
+        )
+        events = list(AuditEvent.objects.filter(details__subject=subject).order_by("seq"))
+    assert [event.kind for event in events] == ["member.joined", "member.roles_changed"]
+    assert events[1].details["roles"] == ["end_user", "tenant_admin"]
+    assert events[1].details["previous_roles"] == ["end_user"]
