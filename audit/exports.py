@@ -39,6 +39,8 @@ from audit.models import ChainCheckpoint, RedactionPolicy
 from audit.specs import MODEL_CALLS
 from evidence.signing import platform_key
 from gateway.models import ModelCall
+from keys.crypto import decrypt_text
+from keys.fields import EncryptedJSONField, EncryptedTextField
 from tenants.context import current_schema
 from tenants.models import Tenant
 
@@ -146,6 +148,7 @@ def _record_line_builder(redaction: str) -> Callable[[tuple[Any, ...]], _Line]:
     without a decode/encode round trip."""
     plan = column_plan(ModelCall)
     json_columns = _json_columns()
+    decoders = _decoders(current_schema())
     users = _user_labels()
 
     def build(row: tuple[Any, ...]) -> _Line:
@@ -153,6 +156,9 @@ def _record_line_builder(redaction: str) -> Callable[[tuple[Any, ...]], _Line]:
         fields: dict[str, Any] = {}
         shown: list[str] = []
         for column, value in zip(plan, values, strict=True):
+            decode = decoders.get(column.attname)
+            if decode is not None:
+                value = decode(value)
             is_json = column.attname in json_columns
             if not column.sensitive:
                 fields[column.attname] = (
@@ -182,7 +188,31 @@ def _record_line_builder(redaction: str) -> Callable[[tuple[Any, ...]], _Line]:
 
 
 def _json_columns() -> set[str]:
-    return {field.attname for field in ModelCall._meta.concrete_fields if isinstance(field, models.JSONField)}
+    """Columns whose value (after decryption) is JSON text."""
+    return {
+        field.attname
+        for field in ModelCall._meta.concrete_fields
+        if isinstance(field, models.JSONField | EncryptedJSONField)
+    }
+
+
+def _decoders(schema: str) -> dict[str, Callable[[Any], Any]]:
+    """Per encrypted column: the stored token to its plaintext (JSON text for an encrypted JSON column),
+    so the export shows and commits to exactly what the chain hashed."""
+
+    def text(value: Any) -> Any:
+        return decrypt_text(value, schema=schema, remember=False) if value else value
+
+    def json_text(default: str) -> Callable[[Any], Any]:
+        return lambda value: decrypt_text(value, schema=schema, remember=False) if value else default
+
+    decoders: dict[str, Callable[[Any], Any]] = {}
+    for field in ModelCall._meta.concrete_fields:
+        if isinstance(field, EncryptedJSONField):
+            decoders[field.attname] = json_text(json.dumps(field.get_default()))
+        elif isinstance(field, EncryptedTextField):
+            decoders[field.attname] = text
+    return decoders
 
 
 def _select_sql() -> str:

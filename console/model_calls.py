@@ -53,12 +53,12 @@ def filtered_model_calls(filters: dict[str, Any], *, time_zone: str) -> QuerySet
         try:
             calls = calls.filter(Q(request_id=uuid.UUID(query)) | Q(id=uuid.UUID(query)))
         except ValueError:
-            # Metadata only: message text is encrypted at rest (prompts branch) and not searched here.
+            # Metadata only: message, response and error text are encrypted at rest (not searchable in SQL).
             calls = calls.filter(
                 Q(model_requested__icontains=query)
                 | Q(model_served__icontains=query)
                 | Q(provider__icontains=query)
-                | Q(error__icontains=query)
+                | Q(error_code__icontains=query)
                 | Q(user__email__icontains=query)
                 | Q(user__display_name__icontains=query)
             )

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from audit.models import SealedHashChained
+from keys.fields import EncryptedJSONField, EncryptedTextField
 
 
 class ModelCall(SealedHashChained):
@@ -36,9 +37,11 @@ class ModelCall(SealedHashChained):
     model_alias_served = models.CharField(max_length=128, blank=True, default="")
     fallback_taken = models.BooleanField(default=False)
     provider = models.CharField(max_length=64, blank=True)
-    messages = models.JSONField(default=list)
-    response = models.TextField(blank=True)
-    tool_calls = models.JSONField(default=list, blank=True)
+    # Encrypted with the tenant's data key (docs/encryption.md): a database dump does not reveal the prompt,
+    # the answer or what the provider said about them. Not searchable in SQL.
+    messages = EncryptedJSONField(default=list)
+    response = EncryptedTextField(blank=True)
+    tool_calls = EncryptedJSONField(default=list, blank=True)
     max_tokens = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
@@ -49,7 +52,8 @@ class ModelCall(SealedHashChained):
     status = models.CharField(max_length=16, choices=Status.choices)
     # Machine-readable reason (the OpenAI error code the API answers with), next to the readable error.
     error_code = models.CharField(max_length=64, blank=True, default="")
-    error = models.TextField(blank=True)
+    # Provider errors can quote the request.
+    error = EncryptedTextField(blank=True)
     # Until then the process that wrote the 'started' row owns the call; after it, another delivery of the
     # same request may declare it interrupted (the owner died) and the reservation expires.
     lease_expires_at = models.DateTimeField(null=True, blank=True)

@@ -43,6 +43,7 @@ from gateway.errors import (
 )
 from gateway.models import ModelCall
 from gateway.routing import UNAVAILABLE_MESSAGE, AllProvidersFailed, call_chain
+from keys.fields import EncryptedTextField
 from tenants.context import current_schema, in_tenant_schema
 
 logger = logging.getLogger(__name__)
@@ -366,7 +367,8 @@ _CLAIM_COLUMNS = (
     "tokens_in, tokens_out, cost, latency_ms, error_code, error"
 )
 _CLAIM_VALUES = (
-    "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, '', '', false, '', '', '[]'::jsonb, 0, 0, 0, 0, 0, '', ''"
+    # tool_calls '' reads back as [] (the encrypted JSON column's default); messages arrive encrypted.
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, '', '', false, '', '', '', 0, 0, 0, 0, 0, '', ''"
 )
 
 
@@ -396,7 +398,7 @@ def _claim(
         source[:16],
         user_id,
         model[:128],
-        json.dumps(messages),
+        ModelCall._meta.get_field("messages").get_db_prep_value(messages, connection),
         ModelCall.Status.STARTED,
         now + dt.timedelta(seconds=settings.GATEWAY_LEASE_SECONDS),
     ]
@@ -418,7 +420,10 @@ def finish_record(call_id: uuid.UUID, *, status: str, **fields: Any) -> bool:
         model_field = ModelCall._meta.get_field(name)
         if not isinstance(model_field, Field):
             raise TypeError(f"{name} is not a column of ModelCall")
-        if isinstance(model_field, JSONField):
+        if isinstance(model_field, EncryptedTextField):
+            assignments.append(f"{model_field.column} = %s")
+            params.append(model_field.get_db_prep_value(value, connection))
+        elif isinstance(model_field, JSONField):
             assignments.append(f"{model_field.column} = %s::jsonb")
             params.append(json.dumps(value))
         else:

@@ -120,10 +120,15 @@ def active_key_id(schema: str) -> int:
     return key_id
 
 
-def encrypt_text(plaintext: str, *, schema: str | None = None, key_id: int | None = None) -> str:
+def encrypt_text(
+    plaintext: str, *, schema: str | None = None, key_id: int | None = None, remember: bool = True
+) -> str:
+    """`remember=False` for bulk text that is never near a log line (document chunks, re-encryption,
+    exports): registering it for log redaction would only push out the texts that matter."""
     schema = _require_tenant_schema(schema)
     key_id = active_key_id(schema) if key_id is None else key_id
-    remember_sensitive_text(plaintext)
+    if remember:
+        remember_sensitive_text(plaintext)
     nonce = os.urandom(NONCE_BYTES)
     sealed = _cipher(schema, key_id).encrypt(nonce, plaintext.encode(), schema.encode())
     return f"{PREFIX}:{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
@@ -137,7 +142,7 @@ def parse_key_id(token: str) -> int:
     return int(key_id)
 
 
-def decrypt_text(token: str, *, schema: str | None = None) -> str:
+def decrypt_text(token: str, *, schema: str | None = None, remember: bool = True) -> str:
     schema = _require_tenant_schema(schema)
     key_id = parse_key_id(token)
     try:
@@ -146,5 +151,6 @@ def decrypt_text(token: str, *, schema: str | None = None) -> str:
     except (InvalidTag, binascii.Error, ValueError):
         raise EncryptionError(f"Value does not decrypt with tenant {schema!r}'s key {key_id}.") from None
     text = plaintext.decode()
-    remember_sensitive_text(text)
+    if remember:
+        remember_sensitive_text(text)
     return text

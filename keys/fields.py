@@ -61,3 +61,15 @@ class EncryptedJSONField(EncryptedTextField):
 
     def value_to_string(self, obj: models.Model) -> str:
         return json.dumps(self.value_from_object(obj), ensure_ascii=False)
+
+
+class EncryptedTokenField(models.TextField):  # type: ignore[type-arg]
+    """Text the application encrypts and decrypts itself (keys.crypto tokens, e.g. knowledge text that raw
+    SQL reads): stored and returned as is. Declaring the column with this class is what makes key
+    rotation (keys.rotation) re-encrypt it like an EncryptedTextField."""
+
+    description = "Text already encrypted with the tenant's data key"
+
+
+# Every column type whose values are keys.crypto tokens: key rotation re-encrypts all of them.
+ENCRYPTED_COLUMN_TYPES = (EncryptedTextField, EncryptedTokenField)

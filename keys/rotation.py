@@ -14,6 +14,8 @@ Data key rotation (one tenant):
 4. repeat until a pass finds no row under an old key, then retire the old keys.
 """
 
+from __future__ import annotations
+
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,13 +24,14 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Model
+from django.db.models import Max, Model, TextField
 from django_tenants.utils import tenant_context
 
 from audit.actions import do_record_audit_event
 from keys.crypto import PREFIX, create_data_key, decrypt_text, encrypt_text, forget_cached_keys
-from keys.fields import EncryptedTextField
+from keys.fields import ENCRYPTED_COLUMN_TYPES
 from keys.kms import get_kms
+from keys.migration_helpers import allow_reencryption_of_sealed_rows
 from keys.models import TenantKey
 from tenants.models import Tenant
 
@@ -46,15 +49,16 @@ class RotationReport:
     columns: list[str] = field(default_factory=list)
 
 
-def encrypted_columns() -> Iterator[tuple[type[Model], EncryptedTextField]]:
-    """Every EncryptedTextField of the tenant apps' models (new ones are picked up automatically)."""
+def encrypted_columns() -> Iterator[tuple[type[Model], TextField[Any, Any]]]:
+    """Every encrypted column of the tenant apps' models (EncryptedTextField and its JSON variant,
+    EncryptedTokenField): new ones are picked up automatically."""
     shared = {name.rsplit(".", 1)[-1] for name in settings.SHARED_APPS}
     tenant_labels = {name.rsplit(".", 1)[-1] for name in settings.TENANT_APPS} - shared
     for model in apps.get_models():
         if model._meta.app_label not in tenant_labels or model._meta.proxy:
             continue
         for model_field in model._meta.concrete_fields:
-            if isinstance(model_field, EncryptedTextField):
+            if isinstance(model_field, ENCRYPTED_COLUMN_TYPES):
                 yield model, model_field
 
 
@@ -91,7 +95,7 @@ def _start_new_key(tenant: Tenant) -> tuple[list[int], int]:
 
 
 def _reencrypt_pass(
-    model: type[Model], column: EncryptedTextField, schema: str, new_key_id: int
+    model: type[Model], column: TextField[Any, Any], schema: str, new_key_id: int
 ) -> tuple[int, int, int]:
     """One sweep of a column: returns (rows still under an old key, re-encrypted, conflicts)."""
     qn = connection.ops.quote_name
@@ -113,9 +117,11 @@ def _reencrypt_pass(
             return found, reencrypted, conflicts
         # One commit per batch, not per row; each row's lock is held only until its batch commits.
         with transaction.atomic(), connection.cursor() as cursor:
+            allow_reencryption_of_sealed_rows(cursor)
             for row_pk, old_value in rows:
                 found += 1
-                fresh = encrypt_text(decrypt_text(old_value, schema=schema), schema=schema, key_id=new_key_id)
+                plaintext = decrypt_text(old_value, schema=schema, remember=False)
+                fresh = encrypt_text(plaintext, schema=schema, key_id=new_key_id, remember=False)
                 cursor.execute(
                     f"UPDATE {table} SET {col} = %s WHERE {pk} = %s AND {col} = %s",  # noqa: S608 - quoted identifiers
                     [fresh, row_pk, old_value],
@@ -169,7 +175,7 @@ def do_rotate_tenant_data_key(
     return report
 
 
-def found_no_old_rows(columns: list[tuple[type[Model], EncryptedTextField]], new_key_id: int) -> bool:
+def found_no_old_rows(columns: list[tuple[type[Model], TextField[Any, Any]]], new_key_id: int) -> bool:
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         for model, column in columns:

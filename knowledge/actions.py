@@ -243,7 +243,7 @@ def do_upload_documents(
             content_type=(getattr(upload, "content_type", "") or "")[:120],
             size_bytes=len(raw) if raw else declared,
             sha256=digest,
-            upload_token=encrypt_for_tenant(base64.b64encode(raw).decode("ascii")) if raw else "",
+            upload_token=encrypt_for_tenant(base64.b64encode(raw).decode("ascii"), bulk=True) if raw else "",
             state=DocumentVersion.State.FAILED if error else DocumentVersion.State.QUEUED,
             error=error,
         )
@@ -341,7 +341,7 @@ def _ingest_locked(version_id: uuid.UUID, slice_seconds: float) -> bool:
         except DocumentRejected as rejection:
             do_mark_version_failed(version.id, str(rejection))
             return False
-        version.text_token = encrypt_for_tenant(text)
+        version.text_token = encrypt_for_tenant(text, bulk=True)
         version.upload_token = ""
         DocumentVersion.objects.filter(id=version.id).update(text_token=version.text_token, upload_token="")
     pieces = chunk_text(
@@ -376,7 +376,7 @@ def _ingest_locked(version_id: uuid.UUID, slice_seconds: float) -> bool:
                         document_id=document.id,
                         version_id=version.id,
                         ordinal=ordinal,
-                        text_token=encrypt_for_tenant(pieces[ordinal]),
+                        text_token=encrypt_for_tenant(pieces[ordinal], bulk=True),
                         embedding_model=model,
                         dimension=backend.dimensions,
                         embedding=vector,

@@ -11,6 +11,8 @@ import uuid
 from django.db import models
 from pgvector.django import VectorField
 
+from keys.fields import EncryptedTokenField
+
 # Dimensions with an HNSW index in every tenant schema (pgvector indexes `vector` up to 2,000 dimensions).
 INDEXED_DIMENSIONS = (384, 768, 1024, 1536)
 
@@ -72,8 +74,8 @@ class DocumentVersion(models.Model):
     sha256 = models.CharField(max_length=64)
     # The uploaded file until it is parsed (then emptied), and the extracted text, both encrypted with the
     # tenant's key (knowledge.crypto_seam). The text is kept so a model change can re-embed without a re-upload.
-    upload_token = models.TextField(blank=True)
-    text_token = models.TextField(blank=True)
+    upload_token = EncryptedTokenField(blank=True)
+    text_token = EncryptedTokenField(blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     error = models.CharField(max_length=500, blank=True)
     chunks_total = models.PositiveIntegerField(default=0)
@@ -111,7 +113,7 @@ class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
     ordinal = models.PositiveIntegerField()
-    text_token = models.TextField()  # encrypted chunk text
+    text_token = EncryptedTokenField()  # encrypted chunk text
     embedding_model = models.CharField(max_length=80)
     dimension = models.PositiveSmallIntegerField()
     embedding = VectorField()  # no fixed dimension: see the module docstring

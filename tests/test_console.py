@@ -129,7 +129,10 @@ def test_model_call_log_filters_by_user_model_status_and_date(acme: Tenant) -> N
         ModelCall.objects.all().delete()
         alices = ModelCallFactory.create(user=alice)
         bobs_failed = ModelCallFactory.create(
-            user=bob, status=ModelCall.Status.ERROR, error="Timeout talking to provider"
+            user=bob,
+            status=ModelCall.Status.ERROR,
+            error_code="provider_timeout",
+            error="Timeout talking to provider",
         )
         other_model = ModelCallFactory.create(user=bob, model_requested="other-model")
         old = call_at(timezone.now() - timedelta(days=10), user=alice)

@@ -227,8 +227,8 @@ def test_rotation_never_overwrites_a_row_changed_while_it_was_being_reencrypted(
     real_decrypt = rotation.decrypt_text
     interfered: list[bool] = []
 
-    def decrypt_while_someone_writes(token: str, *, schema: str | None = None) -> str:
-        plaintext = real_decrypt(token, schema=schema)
+    def decrypt_while_someone_writes(token: str, *, schema: str | None = None, remember: bool = True) -> str:
+        plaintext = real_decrypt(token, schema=schema, remember=remember)
         if not interfered:
             # Another process saves the row between the rotation's read and its write.
             interfered.append(True)

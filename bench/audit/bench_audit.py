@@ -121,8 +121,10 @@ def generate(tenant: Tenant, total: int) -> None:
                     salt = secrets.token_hex(16)
                     record_hash = hash_row(ModelCall, values, seq=seq, prev_hash=prev_hash, salt=salt)
                     values.update(seq=seq, prev_hash=prev_hash, record_hash=record_hash, chain_salt=salt)
-                    values["messages"] = json.dumps(values["messages"])
-                    values["tool_calls"] = "[]"
+                    # Stored as the model does it: encrypted with the tenant's data key (exports decrypt).
+                    for name in ("messages", "response", "tool_calls"):
+                        stored = ModelCall._meta.get_field(name).get_db_prep_value(values[name], connection)
+                        values[name] = stored
                     copy.write_row([values[c] for c in columns])
                     prev_hash = record_hash
             print(f"  generated {seq}/{total}", flush=True)

@@ -5,10 +5,13 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
 from devtools.llm_simulator.testing import SimulatorControl
+from keys.crypto import forget_cached_keys
+from keys.rotation import do_rotate_tenant_data_key
 from knowledge.actions import (
     do_create_knowledge_base,
     do_delete_document,
@@ -18,6 +21,7 @@ from knowledge.actions import (
 )
 from knowledge.models import Chunk, Document, DocumentVersion
 from knowledge.retrieval import RetrievalOutsideTenant, build_context_messages, search_knowledge_bases
+from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import make_member
 
@@ -216,3 +220,31 @@ def test_an_agent_answers_from_the_knowledge_bases_its_production_version_lists(
     assert "default.txt" in {c["document_name"] for c in default_citations}
     assert "agent.txt" not in {c["document_name"] for c in default_citations}
     assert stale_citations == []
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_rotating_the_tenant_key_reencrypts_document_and_passage_text() -> None:
+    slug = f"rotkb_{uuid.uuid4().hex[:8]}"
+    tenant = do_create_tenant(slug=slug, name="Rotate KB Ltd", domains=[f"{slug}.localhost"])
+    admin = make_member(tenant, roles=["tenant_admin"])
+
+    def stored_key_ids() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT text_token FROM knowledge_chunk UNION ALL SELECT text_token FROM knowledge_documentversion"
+            )
+            return {row[0].split(":")[1] for row in cursor.fetchall()}
+
+    with tenant_context(tenant):
+        kb = do_create_knowledge_base("Policies", acting_user=admin, use_in_chat_by_default=True)
+        ingest_fully(upload(kb, "policy.md", POLICY.encode(), admin))
+        assert stored_key_ids() == {"1"}
+
+    report = do_rotate_tenant_data_key(tenant, log=lambda line: None)
+
+    assert "knowledge_chunk.text_token" in report.columns
+    forget_cached_keys()
+    with tenant_context(tenant):
+        assert stored_key_ids() == {"2"}
+        [best, *_] = search_knowledge_bases([kb], "How long do I have to return something?", top_k=3)
+        assert "30 days" in best.text
