@@ -466,22 +466,44 @@ def settled_record(tenant_schema: str, request_id: uuid.UUID) -> ModelCall:
             return call
         now = timezone.now()
         if call.lease_expires_at is None or call.lease_expires_at <= now:
-            with transaction.atomic():
-                taken_over = ModelCall.objects.filter(
-                    id=call.id, status=ModelCall.Status.STARTED, lease_expires_at=call.lease_expires_at
-                ).update(
-                    status=ModelCall.Status.ERROR,
-                    error_code="interrupted",
-                    error=(
-                        "Interrupted: the process handling this call stopped before the provider's answer "
-                        "was recorded. The provider may have been called; its usage is unknown."
-                    ),
-                    finished_at=now,
-                )
-                if taken_over:
-                    seal_in_chain(ModelCall, call.id)
-            if taken_over:
-                gateway_policy.release_request(tenant_schema, request_id)
-                logger.warning("model call interrupted tenant=%s request_id=%s", tenant_schema, request_id)
+            declare_interrupted(tenant_schema, call)
             continue
         time.sleep(min(0.5, max(0.05, (call.lease_expires_at - now).total_seconds())))
+
+
+INTERRUPTED_RECORD_ERROR = (
+    "Interrupted: the process handling this call stopped before the provider's answer was recorded. "
+    "The provider may have been called; its usage is unknown."
+)
+
+
+def declare_interrupted(tenant_schema: str, call: ModelCall) -> bool:
+    """Finish a 'started' call whose owner's lease has expired (it died) as an interrupted error, seal it
+    into the chain and release its reservation. False if someone finished it first."""
+    with transaction.atomic():
+        taken_over = ModelCall.objects.filter(
+            id=call.id, status=ModelCall.Status.STARTED, lease_expires_at=call.lease_expires_at
+        ).update(
+            status=ModelCall.Status.ERROR,
+            error_code="interrupted",
+            error=INTERRUPTED_RECORD_ERROR,
+            finished_at=timezone.now(),
+        )
+        if taken_over:
+            seal_in_chain(ModelCall, call.id)
+    if taken_over:
+        gateway_policy.release_request(tenant_schema, call.request_id)
+        logger.warning("model call interrupted tenant=%s request_id=%s", tenant_schema, call.request_id)
+    return bool(taken_over)
+
+
+def finish_abandoned_calls(tenant_schema: str) -> int:
+    """Calls still 'started' well after their lease expired, whose request was never delivered again (a
+    worker died and its task was lost, a web process died mid-stream): declare them interrupted, so they
+    are sealed (evidence, in exports) and their budget is released. The grace period
+    (GATEWAY_ABANDONED_AFTER_SECONDS past the lease) leaves time for a redelivery to do it, and for a stream
+    that outlives its lease to finish normally."""
+    _check_tenant_context(tenant_schema)
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.GATEWAY_ABANDONED_AFTER_SECONDS)
+    abandoned = ModelCall.objects.filter(status=ModelCall.Status.STARTED, lease_expires_at__lt=cutoff)
+    return sum(declare_interrupted(tenant_schema, call) for call in abandoned.order_by("created_at")[:500])

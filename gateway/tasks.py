@@ -25,3 +25,21 @@ def send_budget_alerts(tenant_schema: str) -> int:
     from gateway.alerts import send_budget_alerts as send
 
     return send(tenant_schema)
+
+
+@shared_task(name="gateway.finish_abandoned_calls_every_tenant")
+def finish_abandoned_calls_every_tenant() -> int:
+    sent = 0
+    for tenant in Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("schema_name"):
+        with tenant_context(tenant):
+            finish_abandoned_calls.delay(tenant.schema_name)
+        sent += 1
+    return sent
+
+
+@shared_task(name="gateway.finish_abandoned_calls")
+@requires_tenant_context
+def finish_abandoned_calls(tenant_schema: str) -> int:
+    from gateway.service import finish_abandoned_calls as finish
+
+    return finish(tenant_schema)

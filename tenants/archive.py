@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
@@ -18,6 +19,7 @@ from psycopg import sql
 
 from keys.crypto import PREFIX as ENCRYPTED_PREFIX
 from keys.crypto import decrypt_text
+from keys.fields import EncryptedJSONField
 from tenants.models import BreakGlassGrant, Domain, Tenant
 
 ARCHIVE_FORMAT = "convosuite-tenant-archive/1"
@@ -44,7 +46,9 @@ class _HashingWriter:
         self.rows += 1
 
 
-def _dump_table(archive: zipfile.ZipFile, schema_name: str, table: str) -> dict[str, Any]:
+def _dump_table(
+    archive: zipfile.ZipFile, schema_name: str, table: str, json_columns: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     query = sql.SQL("SELECT row_to_json(t)::text FROM {}.{} AS t").format(
         sql.Identifier(schema_name), sql.Identifier(table)
     )
@@ -56,20 +60,32 @@ def _dump_table(archive: zipfile.ZipFile, schema_name: str, table: str) -> dict[
             cursor.itersize = 2000
             cursor.execute(query)
             for (line,) in cursor:
-                writer.write_line(_with_plaintext(line, schema_name))
+                writer.write_line(_with_plaintext(line, schema_name, json_columns))
     return {"file": f"schema/{table}.jsonl", "rows": writer.rows, "sha256": writer.digest.hexdigest()}
 
 
-def _with_plaintext(line: str, schema_name: str) -> str:
+def _with_plaintext(line: str, schema_name: str, json_columns: frozenset[str] = frozenset()) -> str:
     """The archive outlives the tenant's data key (destroyed right after it is written), so every value the
-    key encrypted is written in the clear: the archive is what the tenant takes away."""
+    key encrypted is written in the clear: the archive is what the tenant takes away. Encrypted JSON
+    columns (json_columns) are written as the JSON they hold, not as text."""
     if f'"{ENCRYPTED_PREFIX}:' not in line:
         return line
     row = json.loads(line)
     for column, value in row.items():
         if isinstance(value, str) and value.startswith(f"{ENCRYPTED_PREFIX}:"):
-            row[column] = decrypt_text(value, schema=schema_name)
+            plaintext = decrypt_text(value, schema=schema_name, remember=False)
+            row[column] = json.loads(plaintext) if column in json_columns else plaintext
     return json.dumps(row, ensure_ascii=False)
+
+
+def _encrypted_json_columns() -> dict[str, frozenset[str]]:
+    """table -> its EncryptedJSONField columns, over every installed model."""
+    columns: dict[str, set[str]] = {}
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if isinstance(field, EncryptedJSONField):
+                columns.setdefault(model._meta.db_table, set()).add(str(field.column))
+    return {table: frozenset(names) for table, names in columns.items()}
 
 
 def _dump_rows(archive: zipfile.ZipFile, filename: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -85,8 +101,9 @@ def write_tenant_archive(tenant: Tenant, path: Path) -> str:
     schema_name = tenant.schema_name
     files: dict[str, dict[str, Any]] = {}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        json_columns = _encrypted_json_columns()
         for table in tenant_tables(schema_name):
-            files[table] = _dump_table(archive, schema_name, table)
+            files[table] = _dump_table(archive, schema_name, table, json_columns.get(table, frozenset()))
         platform_rows = {
             "platform/tenant.jsonl": list(Tenant.objects.filter(pk=tenant.pk).values()),
             "platform/domains.jsonl": list(Domain.objects.filter(tenant=tenant).values()),

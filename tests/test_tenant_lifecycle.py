@@ -229,6 +229,13 @@ def test_offboarding_exports_everything_then_leaves_no_row_anywhere(
     assert files["chat_conversation"]["rows"] == 1 and files["gateway_modelcall"]["rows"] == 1
     assert files["platform/break_glass_grants.jsonl"]["rows"] == 1
     assert {"accounts_user", "audit_auditevent", "chat_message"} <= set(files)
+    # Encrypted columns are written in the clear, JSON ones as the JSON they hold.
+    with zipfile.ZipFile(archive_path) as archive:
+        [call_row] = [
+            json.loads(line) for line in archive.read("schema/gateway_modelcall.jsonl").splitlines()
+        ]
+    assert isinstance(call_row["messages"], list) and call_row["messages"][-1]["role"] == "user"
+    assert not str(call_row["response"]).startswith("cs1:")
 
 
 def test_offboard_command_asks_for_the_slug_and_refuses_the_platform(

@@ -173,6 +173,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "gateway.send_budget_alerts_every_tenant",
         "schedule": env.int("GATEWAY_BUDGET_ALERT_SECONDS", default=60),
     },
+    # Seals model calls left 'started' by a process that died and whose request never came again.
+    "gateway-finish-abandoned-calls": {
+        "task": "gateway.finish_abandoned_calls_every_tenant",
+        "schedule": env.int("GATEWAY_ABANDONED_SWEEP_SECONDS", default=300),
+    },
 }
 
 # --- Audit evidence (docs/audit.md) ------------------------------------------------------------------
@@ -206,6 +211,9 @@ GATEWAY_REDIS_NAMESPACE = env("GATEWAY_REDIS_NAMESPACE", default="")  # "" = the
 # How long a call may own its request id and reservation before another delivery may declare it
 # interrupted and the reservation expires: above the task hard time limit, below the visibility timeout.
 GATEWAY_LEASE_SECONDS = env.int("GATEWAY_LEASE_SECONDS", default=180)
+# A call still 'started' this long after its lease expired is declared interrupted by the beat sweep
+# (gateway.service.finish_abandoned_calls); above CELERY_VISIBILITY_TIMEOUT, so a redelivery comes first.
+GATEWAY_ABANDONED_AFTER_SECONDS = env.int("GATEWAY_ABANDONED_AFTER_SECONDS", default=600)
 GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=2)
 # Completed model-call records commit durably (wait for the WAL flush) unless this is off; see docs/gateway.md.
 GATEWAY_DURABLE_RECORDS = env.bool("GATEWAY_DURABLE_RECORDS", default=True)

@@ -5,6 +5,7 @@ count for the chain head, the chain check and exports."""
 import datetime as dt
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -16,9 +17,10 @@ from audit.chain import ChainHead, find_chain_breaks, hash_row, read_head, seal_
 from audit.exports import write_model_call_export
 from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
+from gateway import policy as gateway_policy
 from gateway.errors import ModelNotAllowed, ProviderUnavailable
 from gateway.models import ModelCall
-from gateway.service import _claim, complete
+from gateway.service import _claim, begin_call, complete, finish_abandoned_calls
 from gateway.service import finish_record as _finish
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, read_export
@@ -212,3 +214,43 @@ def test_an_in_flight_call_enters_the_export_once_it_is_final(chain_tenant: Tena
         _finish(call.id, status=ModelCall.Status.OK, response="now final")
         final_ids, complete_window = export("final.zip")
         assert str(call.request_id) in final_ids and complete_window
+
+
+def test_calls_abandoned_long_after_their_lease_are_sealed_as_interrupted_by_the_sweep(
+    chain_tenant: Tenant, sim: SimulatorControl, settings: Any
+) -> None:
+
+    settings.GATEWAY_ABANDONED_AFTER_SECONDS = 600
+    schema = chain_tenant.schema_name
+    with tenant_context(chain_tenant):
+        claimed = [
+            begin_call(
+                tenant_schema=schema,
+                request_id=uuid.uuid4(),
+                user_id=None,
+                model="sim-model",
+                messages=MESSAGES,
+                max_tokens=16,
+                source="test",
+            )
+            for _ in range(2)
+        ]
+        abandoned, recent = [call for call in claimed if call is not None]
+        # The owner of the first died 20 minutes ago and its request never came again; the second's lease
+        # ran out a minute ago (a redelivery, or a long stream, may still finish it).
+        now = timezone.now()
+        for call, expired_since in ((abandoned, dt.timedelta(minutes=20)), (recent, dt.timedelta(minutes=1))):
+            ModelCall.objects.filter(id=call.call_id).update(lease_expires_at=now - expired_since)
+        assert str(abandoned.request_id) in gateway_policy.open_reservations(schema)
+
+        assert finish_abandoned_calls(schema) == 1
+
+        record = ModelCall.objects.get(id=abandoned.call_id)
+        assert (record.status, record.error_code) == (ModelCall.Status.ERROR, "interrupted")
+        assert_sealed_and_consistent(record)
+        assert str(abandoned.request_id) not in gateway_policy.open_reservations(schema)
+        assert ModelCall.objects.get(id=recent.call_id).status == ModelCall.Status.STARTED
+        assert finish_abandoned_calls(schema) == 0  # nothing twice
+        gateway_policy.release_request(schema, recent.request_id)
+        ModelCall.objects.filter(id=recent.call_id).update(lease_expires_at=now - dt.timedelta(hours=1))
+        assert finish_abandoned_calls(schema) == 1
