@@ -24,12 +24,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from devtools.llm_simulator.testing import free_port, start_simulator, stop_simulator  # noqa: E402
 from gateway import breaker, policy, routing, service  # noqa: E402
+from gateway.testing import seed_simulated_catalogue  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 MESSAGES = [
@@ -45,7 +45,7 @@ def main() -> None:
     port = free_port()
     simulator = start_simulator(port)
     base = f"http://127.0.0.1:{port}/v1"
-    settings.GATEWAY_MODELS["sim-model"]["api_base"] = base
+    seed_simulated_catalogue(base)
     litellm = service.litellm_module()
     tenant = Tenant.objects.get(schema_name="bench")  # created by bench/gateway/overhead.py
     cpu: dict[str, list[float]] = {}
