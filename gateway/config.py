@@ -75,6 +75,7 @@ def _catalogue() -> _Snapshot:
         return current
     # The version is read before the rows: a change committed in between is loaded now and loaded again
     # at the next check (its bump is newer than this version), never missed.
+    version: Any
     try:
         version = store.client().get(store.catalogue_version_key())
     except redis.RedisError:
