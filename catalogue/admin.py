@@ -174,7 +174,7 @@ class CatalogueEntryAdmin(admin.ModelAdmin):
         except CatalogueEntry.DoesNotExist:
             self.message_user(request, f"{alias!r} is not in the catalogue.", messages.ERROR)
         else:
-            self.message_user(request, f"{alias}: circuit closed.", messages.SUCCESS)
+            self.message_user(request, f"The circuit of {alias} is closed.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:catalogue_catalogueentry_circuits"))
 
 
