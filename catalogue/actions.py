@@ -81,13 +81,20 @@ def seed_entry(alias: str, seed: dict[str, Any]) -> CatalogueEntry:
 
 
 @transaction.atomic
-def do_seed_catalogue(*, acting_label: str) -> list[str]:
+def do_seed_catalogue(*, acting_label: str, refresh_endpoints: bool = False) -> list[str]:
     """Insert the entries of settings.GATEWAY_MODELS that the catalogue lacks; an existing entry (perhaps
-    edited by a platform admin) is left as it is. Returns the aliases added."""
-    existing = set(CatalogueEntry.objects.values_list("alias", flat=True))
+    edited by a platform admin) is left as it is. Returns the aliases added.
+
+    refresh_endpoints (development: `make up` picks the local model's port): an existing entry's api_base
+    is set to its seed's, recorded as a change like any other."""
+    existing = {entry.alias: entry for entry in CatalogueEntry.objects.all()}
     added = []
     for alias, seed in settings.GATEWAY_MODELS.items():
         if alias in existing:
+            entry = existing[alias]
+            if refresh_endpoints and entry.api_base != seed.get("api_base", ""):
+                entry.api_base = seed.get("api_base", "")
+                do_save_catalogue_entry(entry, acting_label=acting_label)
             continue
         entry = seed_entry(alias, seed)
         entry.full_clean()

@@ -161,3 +161,23 @@ def test_seeding_adds_only_missing_entries_and_never_overwrites_an_admin_edit() 
     call_command("sync_model_catalogue", stdout=out)
     assert out.getvalue().strip().endswith("catalogue: nothing to add")
     assert set(CatalogueEntry.objects.values_list("alias", flat=True)) == set(settings.GATEWAY_MODELS)
+
+
+@pytest.mark.django_db
+def test_make_up_refreshes_the_seeded_endpoints_and_records_it(simulator: SimulatorControl) -> None:
+    from catalogue.actions import do_seed_catalogue
+
+    # The session's simulator runs on its own port, not the one in the settings.
+    assert (
+        CatalogueEntry.objects.get(alias="sim-model").api_base
+        != settings.GATEWAY_MODELS["sim-model"]["api_base"]
+    )
+    try:
+        assert do_seed_catalogue(acting_label="manage.py seed_demo", refresh_endpoints=True) == []
+        entry = CatalogueEntry.objects.get(alias="sim-model")
+        assert entry.api_base == settings.GATEWAY_MODELS["sim-model"]["api_base"]
+        change = CatalogueChange.objects.filter(alias="sim-model", actor_label="manage.py seed_demo").get()
+        assert change.changes["api_base"][1] == entry.api_base
+        assert entry.input_cost_per_token == Decimal("0.000001")  # only the endpoint follows the settings
+    finally:
+        announce_catalogue_change()  # the edit is rolled back with the test

@@ -3,7 +3,7 @@ tenant and the demo tenants acme and globex (idempotent)."""
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django_tenants.utils import tenant_context
 
 from catalogue.actions import do_seed_catalogue
@@ -20,8 +20,17 @@ DEMO_TENANTS = [
 class Command(BaseCommand):
     help = "Create the platform tenant and the demo tenants acme and globex, with their domains."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--refresh-endpoints",
+            action="store_true",
+            help="set each seeded model's api_base to the one in settings (make up: the local model's port)",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
-        added = do_seed_catalogue(acting_label="manage.py seed_demo")
+        added = do_seed_catalogue(
+            acting_label="manage.py seed_demo", refresh_endpoints=options["refresh_endpoints"]
+        )
         self.stdout.write(
             f"model catalogue: added {', '.join(added)}" if added else "model catalogue: up to date"
         )
