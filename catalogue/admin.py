@@ -69,8 +69,9 @@ class CatalogueEntryForm(forms.ModelForm):
 class CatalogueEntryAdmin(admin.ModelAdmin):
     form = CatalogueEntryForm
     change_list_template = "admin/catalogue/catalogueentry/change_list.html"
-    list_display = ("alias", "kind", "provider", "litellm_model", "price", "max_tokens", "enabled")
-    list_filter = ("enabled", "kind", "provider")
+    # A catalogue is tens of models: no filter sidebar, so every column (circuit included) fits beside the
+    # admin's navigation; the LiteLLM model and endpoint are on the change form, and searchable.
+    list_display = ("alias", "kind", "provider", "price", "max_tokens", "enabled")
     search_fields = ("alias", "litellm_model", "provider")
     fieldsets = [
         (None, {"fields": ["alias", "kind", "enabled"]}),
@@ -187,12 +188,20 @@ class CatalogueChangeAdmin(admin.ModelAdmin):
     """Who changed which model or price, when: written by catalogue.actions, read-only here."""
 
     list_display = ("at", "alias", "action", "actor_label", "summary")
-    list_filter = ("action", "alias")
+    # No filter sidebar: the changes column needs the width. Search finds a model or a person.
     search_fields = ("alias", "actor_label")
     readonly_fields = ("at", "alias", "action", "actor_label", "changes")
 
     @admin.display(description="Changes")
     def summary(self, change: CatalogueChange) -> str:
+        if change.action in {CatalogueChange.Action.ADDED, CatalogueChange.Action.SEEDED}:
+            after = {name: values[1] for name, values in change.changes.items()}
+            price = (
+                f"{after.get('input_cost_per_token')} in · {after.get('output_cost_per_token')} out per token"
+                if after.get("input_cost_per_token")
+                else "no price of its own (LiteLLM's, if any)"
+            )
+            return f"{after.get('litellm_model', '')}, {price}"
         return "; ".join(
             f"{name}: {before or '—'} → {after or '—'}" for name, (before, after) in change.changes.items()
         )[:300]

@@ -76,7 +76,7 @@ class CatalogueEntry(models.Model):
     class Meta:
         ordering = ["alias"]
         verbose_name = "model"
-        verbose_name_plural = "model catalogue"
+        verbose_name_plural = "models"
 
     def __str__(self) -> str:
         return self.alias

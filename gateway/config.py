@@ -98,7 +98,12 @@ def announce_catalogue_change() -> None:
     """After a committed change: every process (this one at once) reloads the catalogue at its next check."""
     global _snapshot
     _snapshot = None
-    store.client().incr(store.catalogue_version_key())
+    try:
+        store.client().incr(store.catalogue_version_key())
+    except redis.RedisError:
+        # The change is committed; other processes see it once Redis is back and the next change bumps
+        # the counter, or when they restart. Loud, because until then they may charge an old price.
+        logger.error("catalogue change not announced: Redis unreachable", exc_info=True)
 
 
 def forget_catalogue_cache() -> None:

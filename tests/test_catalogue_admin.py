@@ -236,3 +236,26 @@ def test_tenant_sessions_never_reach_the_catalogue_or_the_circuits(
     assert anonymous.status_code == 302
     with tenant_context(acme):
         assert not CatalogueChange.objects.filter(action="circuit_reset").exists()
+
+
+def test_the_catalogue_list_shows_each_models_price_and_circuit(admin_client: Client) -> None:
+    with override_settings(GATEWAY_BREAKER_THRESHOLD=1, GATEWAY_BREAKER_COOLDOWN_SECONDS=600):
+        breaker.record_failure("sim-fallback", "InternalServerError: upstream said 503")
+    try:
+        page = html.unescape(admin_client.get("/admin/catalogue/catalogueentry/").content.decode())
+    finally:
+        breaker.reset("sim-fallback")
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (
+            [
+                re.sub(r"<[^>]+>", "", cell).strip()
+                for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)
+            ]
+            for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)
+        )
+        if cells
+    }
+    assert rows["sim-model"][:3] == ["Chat", "simulator", "$1 · $2"]  # per million tokens
+    assert rows["sim-unpriced"][2] == "no price (cannot be allowed)"
+    assert rows["sim-fallback"][-1] == "open" and rows["sim-model"][-1] == "closed"
