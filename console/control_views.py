@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -34,7 +33,7 @@ from gateway.actions import (
 from gateway.alerts import budget_status
 from gateway.api.actions import ApiKeyRejected, access_api_key_by_id, do_create_api_key, do_revoke_api_key
 from gateway.api.models import ApiKey
-from gateway.config import UnknownModelError, get_model_route
+from gateway.config import CHAT_KIND, UnknownModelError, get_model_route, model_kind, offered_entries
 from gateway.models import BudgetAlert
 
 ADMINS = [Role.TENANT_ADMIN.value]
@@ -173,14 +172,14 @@ def _per_million(cost_per_token: Any) -> str:
 
 def catalogue(allowed: list[str]) -> list[CatalogueModel]:
     models = []
-    for alias, entry in sorted(settings.GATEWAY_MODELS.items()):
-        kind = str(entry.get("kind", "chat"))
+    for entry in offered_entries():
+        alias, kind = entry.alias, entry.kind
         try:
             route = get_model_route(alias)
         except UnknownModelError:
             models.append(
                 CatalogueModel(
-                    alias, kind, str(entry.get("provider", "")), alias in allowed, False, "",
+                    alias, kind, entry.provider, alias in allowed, False, "",
                     "No price in the catalogue, so its use could not be counted against budgets. "
                     "Ask the ConvoSuite team to price it.",
                 )
@@ -239,7 +238,7 @@ def models_save(request: HttpRequest) -> HttpResponse:
     allowed = [alias for alias in request.POST.getlist("allowed") if alias]
     default_model = request.POST.get("default_model", "")
     submitted = {"allowed": allowed, "default_model": default_model}
-    if default_model and settings.GATEWAY_MODELS.get(default_model, {}).get("kind", "chat") != "chat":
+    if default_model and model_kind(default_model) != CHAT_KIND:
         return _models_page(
             request, error="The default model must be a chat model.", submitted=submitted, status=400
         )

@@ -10,7 +10,7 @@ from accounts.access import public_view
 
 # Platform staff sign in through the identity provider too; the admin's own password form is not offered.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
-admin.site.site_header = "ConvoSuite platform"
+admin.site.site_header = admin.site.site_title = "ConvoSuite platform"
 
 
 @public_view

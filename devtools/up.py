@@ -428,7 +428,8 @@ def main() -> int:
         )
         sup.run_once(
             "seed_demo",
-            [PYTHON, "manage.py", "seed_demo"],
+            # The local model's endpoint follows the port chosen here (MODEL_PORT).
+            [PYTHON, "manage.py", "seed_demo", "--refresh-endpoints"],
             "[1/5] creating the demo tenants (acme, globex) and running tenant migrations",
         )
         sup.start(

@@ -221,6 +221,11 @@ def breaker_key(alias: str) -> str:
     return f"gw:{{{namespace()}}}:breaker:{alias}"
 
 
+def catalogue_version_key() -> str:
+    """Bumped after every committed catalogue change; each process reloads its cached catalogue when it moves."""
+    return f"gw:{{{namespace()}}}:catalogue:version"
+
+
 def decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -6,16 +6,27 @@ from typing import Any
 from django.conf import settings
 from django.db.models import DecimalField
 
+from catalogue.actions import do_seed_catalogue
+from catalogue.models import CatalogueEntry
 from gateway import breaker, store
 from gateway.actions import access_gateway_policy, default_policy_values
+from gateway.config import announce_catalogue_change
 from gateway.models import GatewayPolicy
 from gateway.policy import publish_policy
 from tenants.models import Tenant
 
 
 def reset_circuit_breakers() -> None:
-    for alias in settings.GATEWAY_MODELS:
+    for alias in {*CatalogueEntry.objects.values_list("alias", flat=True), *settings.GATEWAY_MODELS}:
         breaker.reset(alias)
+
+
+def seed_simulated_catalogue(simulator_base: str) -> None:
+    """The catalogue of settings.GATEWAY_MODELS (test settings: the simulator's models), its simulator
+    entries pointed at this simulator; committed, and announced to every process."""
+    do_seed_catalogue(acting_label="tests")
+    CatalogueEntry.objects.filter(provider__startswith="simulator").update(api_base=simulator_base)
+    announce_catalogue_change()
 
 
 def forget_gateway_state() -> None:

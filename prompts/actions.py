@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.http import Http404
@@ -20,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.actions import do_record_audit_event
 from audit.models import AuditEvent
+from gateway.config import catalogue_aliases, is_offered, model_max_tokens
 from prompts.models import PRODUCTION, STAGING, PromptLabel, PromptTemplate, PromptVersion
 from prompts.variables import PromptVariableError, check_template, render_prompt
 
@@ -72,7 +72,7 @@ def draft_from_version(version: PromptVersion, message: str = "") -> VersionDraf
 
 
 def offered_models() -> list[str]:
-    return list(settings.GATEWAY_MODELS)
+    return catalogue_aliases()
 
 
 def check_draft(draft: VersionDraft) -> None:
@@ -81,11 +81,11 @@ def check_draft(draft: VersionDraft) -> None:
         raise PromptError("The prompt is empty.")
     if len(draft.body) > MAX_BODY_CHARS:
         raise PromptError(f"Prompts are limited to {MAX_BODY_CHARS} characters.")
-    if draft.model not in settings.GATEWAY_MODELS:
+    if not is_offered(draft.model):
         raise PromptError(
             f"Model {draft.model!r} is not offered here. Choose one of: {', '.join(offered_models())}."
         )
-    model_limit = int(settings.GATEWAY_MODELS[draft.model].get("max_tokens", 256))
+    model_limit = model_max_tokens(draft.model)
     if not 1 <= draft.max_tokens <= model_limit:
         raise PromptError(f"Max tokens must be between 1 and {model_limit} for {draft.model}.")
     if not Decimal("0") <= draft.temperature <= Decimal("2"):

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import tenant_view
 from accounts.models import Role
+from gateway.config import is_offered, model_max_tokens
 from knowledge.models import KnowledgeBase
 from prompts.actions import (
     STANDARD_LABELS,
@@ -74,7 +75,7 @@ def _form_values_from_version(version: PromptVersion | None) -> dict[str, Any]:
             "body": "",
             "model": default_model,
             "temperature": "0.70",
-            "max_tokens": str(settings.GATEWAY_MODELS.get(default_model, {}).get("max_tokens", 256)),
+            "max_tokens": str(model_max_tokens(default_model) if is_offered(default_model) else 256),
             "variables": "",
             "knowledge_base_ids": "",
             "message": "",

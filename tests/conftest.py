@@ -16,9 +16,17 @@ from django_tenants.utils import schema_context, tenant_context
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import User
+from catalogue.actions import do_seed_catalogue
+from catalogue.models import CatalogueEntry
 from devtools.idp.testing import start_idp, stop_idp
 from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
-from gateway.testing import forget_gateway_state, reset_circuit_breakers, restore_shared_tenant_policy
+from gateway.config import forget_catalogue_cache
+from gateway.testing import (
+    forget_gateway_state,
+    reset_circuit_breakers,
+    restore_shared_tenant_policy,
+    seed_simulated_catalogue,
+)
 from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.factories import UserFactory
@@ -34,6 +42,9 @@ def tenants(django_db_setup: None, django_db_blocker: Any) -> dict[str, Tenant]:
     """The platform tenant and two customer tenants, committed once for the whole session."""
     with django_db_blocker.unblock():
         forget_gateway_state()  # counters of an earlier run's (since dropped) test database
+        # The catalogue of the test settings (the simulator fixture points its entries at the simulator).
+        do_seed_catalogue(acting_label="tests")
+        forget_catalogue_cache()
         created = {
             "public": do_create_tenant(slug="public", name="Platform", domains=["localhost", "testserver"]),
             "acme": do_create_tenant(slug="acme", name="Acme Corporation", domains=["acme.localhost"]),
@@ -112,14 +123,14 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def simulator(tenants: dict[str, Tenant]) -> Iterator[SimulatorControl]:
+def simulator(tenants: dict[str, Tenant], django_db_blocker: Any) -> Iterator[SimulatorControl]:
     port = processes.free_port()
     process = start_simulator(port)
     base = f"http://127.0.0.1:{port}"
-    # In-process gateway calls (unit tests) and the worker process both talk to this simulator.
-    for entry in settings.GATEWAY_MODELS.values():
-        if entry.get("provider", "").startswith("simulator"):
-            entry["api_base"] = f"{base}/v1"
+    # The catalogue of the test settings, in the database: in-process gateway calls (unit tests) and the
+    # worker process both read it there, and talk to this simulator.
+    with django_db_blocker.unblock():
+        seed_simulated_catalogue(f"{base}/v1")
     try:
         yield SimulatorControl(base)
     finally:
@@ -134,12 +145,16 @@ def sim(simulator: SimulatorControl) -> SimulatorControl:
 
 
 @pytest.fixture(scope="session")
-def stack_env(simulator: SimulatorControl, tenants: dict[str, Tenant]) -> dict[str, str]:
+def stack_env(
+    simulator: SimulatorControl, tenants: dict[str, Tenant], django_db_blocker: Any
+) -> dict[str, str]:
     db = connection.settings_dict
+    with django_db_blocker.unblock():
+        simulator_base = CatalogueEntry.objects.get(alias="sim-model").api_base
     return {
         "DJANGO_SETTINGS_MODULE": "convosuite.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "GATEWAY_SIMULATOR_BASE": settings.GATEWAY_MODELS["sim-model"]["api_base"],
+        "GATEWAY_SIMULATOR_BASE": simulator_base,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "OIDC_CLIENT_SECRET": TEST_CLIENT_SECRET,
         "PYTHONUNBUFFERED": "1",

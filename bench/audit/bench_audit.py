@@ -258,10 +258,11 @@ def lock_cost(tenant: Tenant, per_thread: int) -> list[tuple[str, int, float, fl
 def gateway_throughput(tenant: Tenant, threads: int, per_thread: int) -> tuple[float, float, float]:
     from devtools.llm_simulator.testing import SimulatorControl, free_port, start_simulator, stop_simulator
     from gateway.service import complete
+    from gateway.testing import seed_simulated_catalogue
 
     port = free_port()
     process = start_simulator(port)
-    settings.GATEWAY_MODELS["sim-model"]["api_base"] = f"http://127.0.0.1:{port}/v1"
+    seed_simulated_catalogue(f"http://127.0.0.1:{port}/v1")
     SimulatorControl(f"http://127.0.0.1:{port}").set_scenario(reply="ok")
     timings: list[float] = []
     lock = threading.Lock()

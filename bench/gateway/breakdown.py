@@ -24,12 +24,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from devtools.llm_simulator.testing import free_port, start_simulator, stop_simulator  # noqa: E402
-from gateway import breaker, policy, routing, service  # noqa: E402
+from gateway import breaker, config, policy, routing, service  # noqa: E402
+from gateway.testing import seed_simulated_catalogue  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 MESSAGES = [
@@ -45,7 +45,7 @@ def main() -> None:
     port = free_port()
     simulator = start_simulator(port)
     base = f"http://127.0.0.1:{port}/v1"
-    settings.GATEWAY_MODELS["sim-model"]["api_base"] = base
+    seed_simulated_catalogue(base)
     litellm = service.litellm_module()
     tenant = Tenant.objects.get(schema_name="bench")  # created by bench/gateway/overhead.py
     cpu: dict[str, list[float]] = {}
@@ -57,6 +57,12 @@ def main() -> None:
         cpu.setdefault(name, []).append((time.thread_time() - started_cpu) * 1000)
         wall.setdefault(name, []).append((time.perf_counter() - started) * 1000)
         return result
+
+    def checked_route() -> config.ModelRoute:
+        # What one call in each GATEWAY_CATALOGUE_CHECK_SECONDS pays: a Redis GET of the version.
+        if config._snapshot is not None:
+            config._snapshot.checked_at = 0.0
+        return config.get_model_route("sim-model")
 
     with tenant_context(tenant):
         for _ in range(calls + 20):
@@ -71,6 +77,8 @@ def main() -> None:
                 model="sim-model", prompt_tokens=30, max_tokens=64, policy=snapshot,
             )  # fmt: skip
             step("breaker read (cached)", breaker.states, ["sim-model"], max_age=1.0)
+            step("catalogue route (cached)", config.get_model_route, "sim-model")
+            step("catalogue version check", checked_route)
             step(
                 "Router call",
                 routing.router().completion,

@@ -36,7 +36,9 @@ from django_tenants.utils import tenant_context  # noqa: E402
 
 from devtools.llm_simulator.testing import SimulatorControl, free_port, start_simulator, stop_simulator  # noqa: E402
 from gateway.actions import do_set_budget, do_set_rate_limits  # noqa: E402
+from gateway.config import get_model_route  # noqa: E402
 from gateway.service import complete, litellm_module  # noqa: E402
+from gateway.testing import seed_simulated_catalogue  # noqa: E402
 from tenants.actions import do_create_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
@@ -75,18 +77,18 @@ def main() -> None:
     port = free_port()
     simulator = start_simulator(port)
     base = f"http://127.0.0.1:{port}/v1"
-    settings.GATEWAY_MODELS["sim-model"]["api_base"] = base
     settings.GATEWAY_POLICY_CACHE_SECONDS = 1.0  # the production default
     SimulatorControl(f"http://127.0.0.1:{port}").set_scenario(reply="The office is open 8-16 on Fridays.")
     litellm = litellm_module()
     tenant = prepare_tenant()
-    route = settings.GATEWAY_MODELS["sim-model"]
+    seed_simulated_catalogue(base)
+    route = get_model_route("sim-model")
 
     def direct() -> float:
         started = time.perf_counter()
         litellm.completion(
-            model=route["litellm_model"], api_base=base, api_key=route["api_key"], messages=MESSAGES,
-            max_tokens=MAX_TOKENS, timeout=route["timeout_seconds"], num_retries=0,
+            model=route.litellm_model, api_base=base, api_key=route.api_key, messages=MESSAGES,
+            max_tokens=MAX_TOKENS, timeout=route.timeout_seconds, num_retries=0,
         )  # fmt: skip
         return (time.perf_counter() - started) * 1000
 

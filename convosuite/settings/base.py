@@ -29,6 +29,7 @@ SHARED_APPS = [
     "django_tenants",
     "keys",
     "evidence",
+    "catalogue",  # the platform's model catalogue and prices (edited in the platform admin)
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
@@ -191,11 +192,14 @@ AUDIT_EXPORT_RETENTION_HOURS = env.int("AUDIT_EXPORT_RETENTION_HOURS", default=7
 # --- Model gateway -----------------------------------------------------------------------------------
 # Model aliases the product knows. Prices are per token in USD; a model without a price is not offered.
 GATEWAY_LOCAL_MODEL_BASE = env("GATEWAY_LOCAL_MODEL_BASE", default="http://127.0.0.1:8091/v1")
+# The catalogue lives in the database (catalogue.CatalogueEntry, edited in the platform admin); these are
+# only its seed: `manage.py sync_model_catalogue` (and seed_demo) insert the entries missing there and never
+# overwrite an admin's edit. api_key_env names the environment variable holding the key, never the key.
 GATEWAY_MODELS = {
     "smollm2": {
         "litellm_model": "openai/SmolLM2-135M-Instruct",
         "api_base": GATEWAY_LOCAL_MODEL_BASE,
-        "api_key": env("GATEWAY_LOCAL_MODEL_KEY", default="local-model"),
+        "api_key_env": "GATEWAY_LOCAL_MODEL_KEY",
         "provider": "local-llama-cpp",
         # Self-hosted on our own CPU: explicitly priced at zero, not "unknown".
         "input_cost_per_token": "0",
@@ -204,6 +208,11 @@ GATEWAY_MODELS = {
         "timeout_seconds": 60,
     },
 }
+# The local llama.cpp server takes any key, but the OpenAI client insists on one.
+os.environ.setdefault("GATEWAY_LOCAL_MODEL_KEY", "local-model")
+# How often a process checks whether the catalogue changed (one Redis GET): the longest a price or
+# endpoint change takes to reach a worker other than the one that made it.
+GATEWAY_CATALOGUE_CHECK_SECONDS = env.float("GATEWAY_CATALOGUE_CHECK_SECONDS", default=1.0)
 GATEWAY_DEFAULT_MODEL = env("GATEWAY_DEFAULT_MODEL", default="smollm2")
 # Budgets, counters, reservations, the published tenant policy and circuit breakers (docs/gateway.md).
 GATEWAY_REDIS_URL = env("GATEWAY_REDIS_URL", default=CELERY_BROKER_URL)

@@ -1,6 +1,8 @@
 """Test settings: the same real services (PostgreSQL, Redis, Celery, the identity provider), but a
 separate database, Redis database and Celery queue, and the provider simulator as the model back end."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import BASE_DIR, GATEWAY_MODELS, env
 
@@ -12,12 +14,15 @@ GATEWAY_REDIS_URL = env("GATEWAY_REDIS_URL", default=CELERY_BROKER_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 GATEWAY_SIMULATOR_BASE = env("GATEWAY_SIMULATOR_BASE", default="http://127.0.0.1:8092/v1")
+# The seed of the test catalogue (tests/conftest.py inserts it and points the simulator entries at the
+# session's simulator).
+os.environ.setdefault("GATEWAY_SIMULATOR_KEY", "sim-key")
 GATEWAY_MODELS = {
     **GATEWAY_MODELS,
     "sim-model": {
         "litellm_model": "openai/sim-model",
         "api_base": GATEWAY_SIMULATOR_BASE,
-        "api_key": "sim-key",
+        "api_key_env": "GATEWAY_SIMULATOR_KEY",
         "provider": "simulator",
         "input_cost_per_token": "0.000001",
         "output_cost_per_token": "0.000002",
@@ -28,7 +33,7 @@ GATEWAY_MODELS = {
         "kind": "embedding",
         "litellm_model": "openai/sim-embedding",
         "api_base": GATEWAY_SIMULATOR_BASE,
-        "api_key": "sim-key",
+        "api_key_env": "GATEWAY_SIMULATOR_KEY",
         "provider": "simulator",
         "input_cost_per_token": "0.0000001",
         "output_cost_per_token": "0",
@@ -38,7 +43,7 @@ GATEWAY_MODELS = {
     "sim-fallback": {
         "litellm_model": "openai/sim-fallback",
         "api_base": GATEWAY_SIMULATOR_BASE,
-        "api_key": "sim-key",
+        "api_key_env": "GATEWAY_SIMULATOR_KEY",
         "provider": "simulator-b",
         "input_cost_per_token": "0.000002",
         "output_cost_per_token": "0.000004",
@@ -49,7 +54,7 @@ GATEWAY_MODELS = {
     "sim-unpriced": {
         "litellm_model": "openai/sim-unpriced",
         "api_base": GATEWAY_SIMULATOR_BASE,
-        "api_key": "sim-key",
+        "api_key_env": "GATEWAY_SIMULATOR_KEY",
         "provider": "simulator",
         "max_tokens": 128,
         "timeout_seconds": 5,

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
@@ -15,6 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.actions import do_record_audit_event
 from gateway.api.models import ApiKey
+from gateway.config import is_offered
 from tenants.context import current_schema, in_tenant_schema
 
 KEY_SCHEME = "cs-"
@@ -70,7 +70,7 @@ def do_create_api_key(
     if len(clean_name) > 100:
         raise ApiKeyRejected("Key names are limited to 100 characters.")
     scoped = sorted(set(models or []))
-    unknown = [alias for alias in scoped if alias not in settings.GATEWAY_MODELS]
+    unknown = [alias for alias in scoped if not is_offered(alias)]
     if unknown:
         raise ApiKeyRejected(f"Unknown model(s): {', '.join(unknown)}.")
     prefix = secrets.token_hex(6)

@@ -1,11 +1,13 @@
 """manage.py gateway_circuits [--reset ALIAS]: circuit-breaker state of every catalogue model, shared by
-all workers (for platform admins)."""
+all workers (for platform admins; the same page is in the platform admin: Model catalogue -> Circuit
+breakers). A reset is recorded as a catalogue change, whichever of the two made it."""
 
 import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from catalogue.actions import do_reset_circuit
 from gateway import breaker
 from gateway.config import catalogue_aliases
 
@@ -27,7 +29,7 @@ class Command(BaseCommand):
         if options["reset"]:
             if options["reset"] not in aliases:
                 raise CommandError(f"{options['reset']!r} is not in the catalogue.")
-            breaker.reset(options["reset"])
+            do_reset_circuit(options["reset"], acting_label="manage.py gateway_circuits")
             self.stdout.write(f"{options['reset']}: circuit closed")
         header = f"{'model':<20} {'state':<10} {'failures':>8} {'opened':>6}  {'open until':<24} last error"
         self.stdout.write(header)

@@ -1,10 +1,12 @@
-"""Create the platform tenant and the demo tenants acme and globex (idempotent)."""
+"""Seed the model catalogue from settings.GATEWAY_MODELS (missing entries only), then create the platform
+tenant and the demo tenants acme and globex (idempotent)."""
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django_tenants.utils import tenant_context
 
+from catalogue.actions import do_seed_catalogue
 from gateway.actions import do_create_default_policy
 from tenants.actions import do_create_tenant
 
@@ -18,7 +20,20 @@ DEMO_TENANTS = [
 class Command(BaseCommand):
     help = "Create the platform tenant and the demo tenants acme and globex, with their domains."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--refresh-endpoints",
+            action="store_true",
+            help="set each seeded model's api_base to the one in settings (make up: the local model's port)",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        added = do_seed_catalogue(
+            acting_label="manage.py seed_demo", refresh_endpoints=options["refresh_endpoints"]
+        )
+        self.stdout.write(
+            f"model catalogue: added {', '.join(added)}" if added else "model catalogue: up to date"
+        )
         for slug, name, domains in DEMO_TENANTS:
             tenant = do_create_tenant(slug=slug, name=name, domains=domains)
             self.stdout.write(f"tenant {tenant.schema_name}: {', '.join(domains)}")

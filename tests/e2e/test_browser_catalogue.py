@@ -1,0 +1,55 @@
+"""The model catalogue and circuit breakers in the platform admin, in a real browser: the list, an edit the
+form refuses with a clear error, and closing an open circuit."""
+
+from typing import Any
+
+import pytest
+from django.test.utils import override_settings
+from playwright.sync_api import expect
+
+from gateway import breaker
+from tests.conftest import Stack
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_browser_break_glass import sign_in_as_platform_staff
+
+pytestmark = pytest.mark.browser
+
+
+def test_platform_admin_edits_the_catalogue_and_closes_a_circuit(stack: Stack, new_page: Any) -> None:
+    with override_settings(GATEWAY_BREAKER_THRESHOLD=1, GATEWAY_BREAKER_COOLDOWN_SECONDS=600):
+        breaker.record_failure(
+            "sim-fallback", "InternalServerError: the provider answered 503 Service Unavailable"
+        )
+    try:
+        ops = new_page()
+        sign_in_as_platform_staff(ops, stack)
+        ops.goto(f"http://localhost:{stack.web_port}/admin/catalogue/catalogueentry/")
+        expect(ops.locator("#result_list")).to_contain_text("sim-model")
+        expect(ops.locator("#result_list")).to_contain_text("no price (cannot be allowed)")  # sim-unpriced
+        screenshot(ops, "admin-catalogue-list")
+
+        ops.click("#result_list a:text-is('sim-model')")
+        expect(ops.locator("h1")).to_contain_text("Change model")
+        screenshot(ops, "admin-catalogue-change")
+        ops.fill("#id_input_cost_per_token", "-0.000001")
+        ops.click("input[name=_save]")
+        expect(ops.locator(".errorlist")).to_contain_text("A price cannot be negative.")
+        screenshot(ops, "admin-catalogue-refused")
+
+        ops.goto(f"http://localhost:{stack.web_port}/admin/catalogue/catalogueentry/")
+        ops.click(".object-tools a:text-is('Circuit breakers')")
+        row = ops.locator("#circuit-sim-fallback")
+        expect(row).to_contain_text("open")
+        expect(row).to_contain_text("503 Service Unavailable")
+        screenshot(ops, "admin-circuits")
+        row.locator("input[type=submit]").click()
+        expect(ops.locator(".messagelist")).to_contain_text("The circuit of sim-fallback is closed.")
+        expect(ops.locator("#circuit-sim-fallback")).to_contain_text("closed")
+        expect(ops.locator("#content-main")).to_contain_text(
+            "sim-fallback by platform admin ops@convosuite.example"
+        )
+        ops.goto(f"http://localhost:{stack.web_port}/admin/catalogue/cataloguechange/")
+        expect(ops.locator("#result_list")).to_contain_text("Circuit reset")
+        screenshot(ops, "admin-catalogue-changes")
+    finally:
+        breaker.reset("sim-fallback")
