@@ -49,6 +49,7 @@ from django_tenants.utils import tenant_context  # noqa: E402
 
 from audit.chain import GENESIS_HASH, append_to_chain, hash_row, read_head  # noqa: E402
 from gateway.models import ModelCall  # noqa: E402
+from keys.crypto import active_key_id, encrypt_text  # noqa: E402
 from tenants.actions import do_create_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
@@ -85,6 +86,9 @@ def generate(tenant: Tenant, total: int) -> None:
         max(BASE_TIME, head.timestamp + dt.timedelta(milliseconds=1)) if head.timestamp else BASE_TIME
     )
     columns = [f.attname for f in ModelCall._meta.concrete_fields]
+    # Looked up before COPY starts: a key lookup is a query, and the connection is busy during COPY.
+    key_id = active_key_id(TENANT)
+    encrypt_text("warm the data key cache", schema=TENANT, key_id=key_id, remember=False)
     with tenant_context(tenant), connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg cursor, for COPY
         batch = 50_000
@@ -121,10 +125,10 @@ def generate(tenant: Tenant, total: int) -> None:
                     salt = secrets.token_hex(16)
                     record_hash = hash_row(ModelCall, values, seq=seq, prev_hash=prev_hash, salt=salt)
                     values.update(seq=seq, prev_hash=prev_hash, record_hash=record_hash, chain_salt=salt)
-                    # Stored as the model does it: encrypted with the tenant's data key (exports decrypt).
+                    # Stored as the model stores it: encrypted with the tenant's data key (exports decrypt).
                     for name in ("messages", "response", "tool_calls"):
-                        stored = ModelCall._meta.get_field(name).get_db_prep_value(values[name], connection)
-                        values[name] = stored
+                        text = values[name] if isinstance(values[name], str) else json.dumps(values[name])
+                        values[name] = encrypt_text(text, schema=TENANT, key_id=key_id, remember=False)
                     copy.write_row([values[c] for c in columns])
                     prev_hash = record_hash
             print(f"  generated {seq}/{total}", flush=True)
