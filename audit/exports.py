@@ -39,7 +39,7 @@ from audit.models import ChainCheckpoint, RedactionPolicy
 from audit.specs import MODEL_CALLS
 from evidence.signing import platform_key
 from gateway.models import ModelCall
-from keys.crypto import decrypt_text
+from keys.crypto import bulk_decryptor
 from keys.fields import EncryptedJSONField, EncryptedTextField
 from tenants.context import current_schema
 from tenants.models import Tenant
@@ -200,11 +200,13 @@ def _decoders(schema: str) -> dict[str, Callable[[Any], Any]]:
     """Per encrypted column: the stored token to its plaintext (JSON text for an encrypted JSON column),
     so the export shows and commits to exactly what the chain hashed."""
 
+    decrypt = bulk_decryptor(schema)
+
     def text(value: Any) -> Any:
-        return decrypt_text(value, schema=schema, remember=False) if value else value
+        return decrypt(value) if value else value
 
     def json_text(default: str) -> Callable[[Any], Any]:
-        return lambda value: decrypt_text(value, schema=schema, remember=False) if value else default
+        return lambda value: decrypt(value) if value else default
 
     decoders: dict[str, Callable[[Any], Any]] = {}
     for field in ModelCall._meta.concrete_fields:

@@ -54,6 +54,13 @@ class EncryptedJSONField(EncryptedTextField):
     def to_python(self, value: Any) -> Any:
         return value
 
+    def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> Any:
+        # An empty default ([] tool calls, the common case) reveals nothing: stored blank, read back as the
+        # default, and never decrypted again (exports read a million of them).
+        if value is not None and not value and value == self.get_default():
+            return ""
+        return super().get_db_prep_value(value, connection, prepared)
+
     def get_prep_value(self, value: Any) -> Any:
         if value is None:
             return None

@@ -160,7 +160,8 @@ def test_rotating_a_tenant_key_reencrypts_every_row_and_retires_the_old_key() ->
     report = do_rotate_tenant_data_key(tenant, log=lambda line: None)
 
     assert report.old_key_ids == [1] and report.new_key_id == 2
-    assert report.rows_reencrypted == len(texts) + 2  # messages, the body and its variables
+    # The messages and the body; its variables are empty, stored blank (keys.fields.EncryptedJSONField).
+    assert report.rows_reencrypted == len(texts) + 1
     assert "chat_message.content" in report.columns and "prompts_promptversion.body" in report.columns
     states = dict(TenantKey.objects.filter(tenant=tenant).values_list("key_id", "state"))
     assert states == {1: TenantKey.State.RETIRED, 2: TenantKey.State.ACTIVE}
@@ -242,3 +243,17 @@ def test_rotation_never_overwrites_a_row_changed_while_it_was_being_reencrypted(
     with tenant_context(tenant):
         assert Message.objects.get(pk=message.pk).content == "final answer written concurrently"
         assert {value.split(":")[1] for value in raw_column("chat_message", "content")} == {"2"}
+
+
+@pytest.mark.django_db
+def test_bulk_decryptor_opens_what_encrypt_text_sealed_and_refuses_tampering(acme: Tenant) -> None:
+    with tenant_context(acme):
+        tokens = [encrypt_text(f"export row {i} with private words") for i in range(3)]
+        decrypt = crypto.bulk_decryptor("acme")
+        assert [decrypt(token) for token in tokens] == [decrypt_text(token) for token in tokens]
+        prefix, key_id, body = tokens[0].split(":")
+        tampered = f"{prefix}:{key_id}:{body[:-6]}AAAAA="
+        with pytest.raises(EncryptionError):
+            decrypt(tampered)
+        with pytest.raises(EncryptionError, match="inside a tenant"):
+            crypto.bulk_decryptor("public")

@@ -86,6 +86,8 @@ def generate(tenant: Tenant, total: int) -> None:
         max(BASE_TIME, head.timestamp + dt.timedelta(milliseconds=1)) if head.timestamp else BASE_TIME
     )
     columns = [f.attname for f in ModelCall._meta.concrete_fields]
+    chain_columns = {"seq", "prev_hash", "record_hash", "chain_salt"}
+    defaulted = [f for f in ModelCall._meta.concrete_fields if f.attname not in chain_columns]
     # Looked up before COPY starts: a key lookup is a query, and the connection is busy during COPY.
     key_id = active_key_id(TENANT)
     encrypt_text("warm the data key cache", schema=TENANT, key_id=key_id, remember=False)
@@ -122,13 +124,19 @@ def generate(tenant: Tenant, total: int) -> None:
                         "status": "ok",
                         "error": "",
                     }
+                    for column in defaulted:  # columns added since this bench was written
+                        values.setdefault(column.attname, column.get_default())
                     salt = secrets.token_hex(16)
                     record_hash = hash_row(ModelCall, values, seq=seq, prev_hash=prev_hash, salt=salt)
                     values.update(seq=seq, prev_hash=prev_hash, record_hash=record_hash, chain_salt=salt)
                     # Stored as the model stores it: encrypted with the tenant's data key (exports decrypt).
+                    # An empty JSON default (no tool calls) is stored blank (keys.fields.EncryptedJSONField).
                     for name in ("messages", "response", "tool_calls"):
-                        text = values[name] if isinstance(values[name], str) else json.dumps(values[name])
-                        values[name] = encrypt_text(text, schema=TENANT, key_id=key_id, remember=False)
+                        value = values[name]
+                        text = value if isinstance(value, str) else (json.dumps(value) if value else "")
+                        values[name] = (
+                            encrypt_text(text, schema=TENANT, key_id=key_id, remember=False) if text else ""
+                        )
                     copy.write_row([values[c] for c in columns])
                     prev_hash = record_hash
             print(f"  generated {seq}/{total}", flush=True)

@@ -96,7 +96,7 @@ def test_a_database_dump_reveals_no_prompt_or_answer_of_a_model_call(
         assert stored["messages"].startswith("cs1:") and stored["response"].startswith("cs1:")
         # Read through the model, the record is whole again (the console's detail page reads it so).
         assert canary in call.messages[0]["content"] and canary in call.response
-        assert call.tool_calls == []
+        assert call.tool_calls == [] and stored["tool_calls"] == ""  # an empty default is stored blank
 
         # The signed export shows the plaintext and verifies: the chain committed to the plaintext.
         [line] = [
