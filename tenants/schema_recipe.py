@@ -108,11 +108,12 @@ def _migration_files(app_label: str) -> list[Path]:
 def do_build_tenant_schema(tenant: Tenant) -> SchemaBuild:
     """Create the tenant's schema and bring it to the state `migrate_schemas` would, the fastest safe way."""
     fingerprint = migrations_fingerprint()
-    if getattr(settings, "TENANT_SCHEMA_REPLAY", True):
+    if settings.TENANT_SCHEMA_REPLAY:
         recipe = _recipe_for(fingerprint)
         if recipe is not None:
             try:
                 replay_recipe(tenant, recipe)
+                logger.info("Schema of %s replayed from recipe %s", tenant.schema_name, fingerprint[:12])
                 return SchemaBuild.REPLAYED
             except Exception:
                 logger.exception(
@@ -127,6 +128,7 @@ def do_build_tenant_schema(tenant: Tenant) -> SchemaBuild:
             )
             return SchemaBuild.MIGRATED_UNRECORDED
         _remember_recipe(fingerprint, recipe, recorded_from=tenant.schema_name)
+        logger.info("Schema of %s migrated and recorded as recipe %s", tenant.schema_name, fingerprint[:12])
         return SchemaBuild.MIGRATED
     migrate_schema(tenant)
     return SchemaBuild.MIGRATED_UNRECORDED
@@ -170,6 +172,11 @@ def replay_recipe(tenant: Tenant, recipe: str) -> None:
 
 
 def _recipe_from(executed: Sequence[tuple[str, Any, bool]], *, schema_name: str) -> str:
+    return "".join(f"{statement};\n" for statement in recipe_statements(executed, schema_name=schema_name))
+
+
+def recipe_statements(executed: Sequence[tuple[str, Any, bool]], *, schema_name: str) -> list[str]:
+    """The statements to replay, parameters inlined, in the order they were executed."""
     ops = cast(DatabaseOperations, connection.ops)  # PostgreSQL's: it can inline parameters
     mentions_schema = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(schema_name)}(?![A-Za-z0-9_])", re.IGNORECASE)
     statements: list[str] = []
@@ -203,7 +210,7 @@ def _recipe_from(executed: Sequence[tuple[str, Any, bool]], *, schema_name: str)
             statements.append(statement.rstrip().rstrip(";"))
     if not statements:
         raise RecordingRefused("nothing was executed")
-    return ";\n".join(statements) + ";\n"
+    return statements
 
 
 _recipes: dict[str, str] = {}
