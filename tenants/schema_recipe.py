@@ -172,7 +172,8 @@ def replay_recipe(tenant: Tenant, recipe: str) -> None:
 
 
 def _recipe_from(executed: Sequence[tuple[str, Any, bool]], *, schema_name: str) -> str:
-    return "".join(f"{statement};\n" for statement in recipe_statements(executed, schema_name=schema_name))
+    # The separator on a line of its own: a statement ending in a -- comment cannot swallow it.
+    return "".join(f"{statement}\n;\n" for statement in recipe_statements(executed, schema_name=schema_name))
 
 
 def recipe_statements(executed: Sequence[tuple[str, Any, bool]], *, schema_name: str) -> list[str]:

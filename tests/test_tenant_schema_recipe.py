@@ -291,8 +291,22 @@ def test_recording_keeps_schema_changes_and_leaves_out_reads_and_search_paths(ac
     ]
     recipe = schema_recipe._recipe_from(executed, schema_name=acme.schema_name)
     assert recipe == (
-        'CREATE TABLE "t" ("id" int);\n'
-        'INSERT INTO "django_content_type" ("app_label", "model") VALUES (\'chat\', \'message\');\n'
+        'CREATE TABLE "t" ("id" int)\n;\n'
+        'INSERT INTO "django_content_type" ("app_label", "model") VALUES (\'chat\', \'message\')\n;\n'
         'INSERT INTO "django_migrations" ("app", "name", "applied") VALUES (\'chat\', \'0001_initial\', '
-        'clock_timestamp()) RETURNING "id";\n'
+        'clock_timestamp()) RETURNING "id"\n;\n'
     )
+
+
+@pytest.mark.django_db
+def test_a_statement_ending_in_a_comment_does_not_swallow_the_next_one(acme: Tenant) -> None:
+    executed = [
+        ('CREATE TABLE "first" ("id" int) -- a note at the end', None, False),
+        ('CREATE TABLE "second" ("id" int)', None, False),
+    ]
+    recipe = schema_recipe._recipe_from(executed, schema_name=acme.schema_name)
+    with connection.cursor() as cursor:  # rolled back with the test's transaction
+        cursor.execute('CREATE SCHEMA "recipe_scratch"; SET LOCAL search_path = "recipe_scratch"')
+        cursor.execute(recipe)
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'recipe_scratch' ORDER BY 1")
+        assert cursor.fetchall() == [("first",), ("second",)]
