@@ -22,6 +22,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "convosuite.settings.test")
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # one table, not a log line per tenant
 
 
 def recreate_database() -> None:
