@@ -7,13 +7,14 @@ from typing import Any
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, tenant_context
+from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
 
 from accounts.middleware import SESSION_TENANT_KEY
 from audit.actions import do_record_audit_event
 from tenants.archive import write_tenant_archive
 from tenants.keys import destroy_tenant_key
 from tenants.models import Domain, Tenant, TenantTombstone
+from tenants.schema_recipe import do_build_tenant_schema
 
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
@@ -26,8 +27,9 @@ def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
     """Create a tenant with its data key, schema, migrations and domains, or return the existing one
     (idempotent).
 
-    The schema is built by running migrations, never by cloning a base schema: django-tenants' clone
-    drops the dimension of vector columns.
+    The schema is built by the migrations, never by cloning a base schema (django-tenants' clone drops the
+    dimension of vector columns): the first tenant of a set of migrations runs migrate_schemas, later ones
+    replay the statements it executed (tenants/schema_recipe.py).
     """
     if slug != get_public_schema_name() and not _SLUG_RE.match(slug):
         raise TenantSlugError(
@@ -43,8 +45,9 @@ def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
     if slug != get_public_schema_name():
         # The data key exists before the schema: its migrations may already encrypt rows.
         ensure_tenant_key(tenant)
-        if created:
-            tenant.create_schema(check_if_exists=True, verbosity=0)
+        # Also when an earlier attempt created the row but not the schema (a failed replay leaves none).
+        if created or not schema_exists(slug):
+            do_build_tenant_schema(tenant)
     for index, domain in enumerate(domains):
         Domain.objects.get_or_create(domain=domain, defaults={"tenant": tenant, "is_primary": index == 0})
     return tenant

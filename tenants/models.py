@@ -81,3 +81,16 @@ class TenantTombstone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slug} (offboarded {self.offboarded_at:%Y-%m-%d})"
+
+
+class TenantSchemaRecipe(models.Model):
+    """The statements that migrating a fresh tenant schema executed, replayed to build the next tenants'
+    schemas (tenants/schema_recipe.py). One per fingerprint of the migration files and library versions."""
+
+    fingerprint = models.CharField(max_length=64, unique=True)
+    sql = models.TextField()
+    recorded_from = models.CharField(max_length=63, help_text="The tenant whose migration was recorded.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"schema recipe {self.fingerprint[:12]} (from {self.recorded_from})"

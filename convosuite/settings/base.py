@@ -255,6 +255,9 @@ CHAT_HISTORY_MESSAGES = 12
 CHAT_DELETED_RETENTION_DAYS = env.int("CHAT_DELETED_RETENTION_DAYS", default=30)
 # Where offboard_tenant writes a tenant's export archive before its schema is dropped.
 TENANT_ARCHIVE_DIR = Path(env("TENANT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "tenant-archives")))
+# New tenants' schemas are built by replaying the statements migrating the first one executed (same
+# migrations, same fingerprint; tenants/schema_recipe.py). False: every tenant runs migrate_schemas.
+TENANT_SCHEMA_REPLAY = env.bool("TENANT_SCHEMA_REPLAY", default=True)
 # https://docs.djangoproject.com/en/5.2/topics/email/ : console locally, SMTP (or a provider) in production.
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ConvoSuite <no-reply@convosuite.localhost>")
