@@ -11,6 +11,7 @@ from django_tenants.utils import get_public_schema_name, schema_exists, tenant_c
 
 from accounts.middleware import SESSION_TENANT_KEY
 from audit.actions import do_record_audit_event
+from gateway.actions import do_create_default_policy
 from tenants.archive import write_tenant_archive
 from tenants.keys import destroy_tenant_key
 from tenants.models import Domain, Tenant, TenantTombstone
@@ -24,8 +25,9 @@ class TenantSlugError(ValueError):
 
 
 def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
-    """Create a tenant with its data key, schema, migrations and domains, or return the existing one
-    (idempotent).
+    """Create a tenant with its data key, schema, migrations, domains and default gateway policy (budgets,
+    limits, allow-list), or return the existing one (idempotent). Its slug is the tenant claim the identity
+    provider puts in its members' tokens.
 
     The schema is built by the migrations, never by cloning a base schema (django-tenants' clone drops the
     dimension of vector columns): the first tenant of a set of migrations runs migrate_schemas, later ones
@@ -50,6 +52,16 @@ def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
             do_build_tenant_schema(tenant)
     for index, domain in enumerate(domains):
         Domain.objects.get_or_create(domain=domain, defaults={"tenant": tenant, "is_primary": index == 0})
+    if created and slug != get_public_schema_name():
+        with tenant_context(tenant):
+            # The platform's default budgets, limits and allow-list from the first minute (not on first use),
+            # so the tenant's audit trail starts with what it was given.
+            do_create_default_policy(actor_label="tenant onboarding")
+            do_record_audit_event(
+                kind="tenant.created",
+                actor_label="tenant onboarding",
+                details={"name": name, "domains": list(domains), "identity_provider_tenant_claim": slug},
+            )
     return tenant
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -23,7 +24,7 @@ from audit.models import AuditEvent
 from chat.actions import MessageRejected, do_generate_assistant_reply, do_post_user_message
 from chat.models import Message
 from devtools.llm_simulator.testing import SimulatorControl
-from gateway.models import ModelCall
+from gateway.models import GatewayPolicy, ModelCall
 from keys.models import TenantKey
 from tenants.actions import do_create_tenant, do_freeze_tenant, do_offboard_tenant
 from tenants.break_glass import do_open_break_glass_grant
@@ -57,6 +58,12 @@ def test_create_tenant_command_builds_schema_and_domains(tmp_path: Path) -> None
         ]
         with tenant_context(tenant):
             assert ModelCall.objects.count() == 0 and Message.objects.count() == 0  # tables exist, empty
+            # The platform's default budgets and limits from the start, and the trail says so.
+            policy = GatewayPolicy.objects.get()
+            assert policy.daily_token_budget == settings.GATEWAY_DEFAULT_POLICY["daily_token_budget"]
+            assert policy.default_model == settings.GATEWAY_DEFAULT_MODEL
+            kinds = list(AuditEvent.objects.order_by("seq").values_list("kind", flat=True))
+            assert kinds[:2] == ["gateway.policy_created", "tenant.created"]
         # Reachable on its own domain straight away.
         assert Client(HTTP_HOST=f"{host}.localhost").get("/chat/").status_code == 302
     finally:
