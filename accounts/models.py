@@ -33,5 +33,9 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.display_name or self.email or self.username
 
+    def get_short_name(self) -> str:
+        # Django admin greets staff with this; the username is a hash of the OIDC identity.
+        return self.display_name or self.email or self.username
+
     def has_role(self, role: str) -> bool:
         return role in self.roles
