@@ -24,7 +24,9 @@ class TenantSlugError(ValueError):
     pass
 
 
-def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
+def do_create_tenant(
+    *, slug: str, name: str, domains: list[str], acting_label: str = "tenant onboarding"
+) -> Tenant:
     """Create a tenant with its data key, schema, migrations, domains and default gateway policy (budgets,
     limits, allow-list), or return the existing one (idempotent). Its slug is the tenant claim the identity
     provider puts in its members' tokens.
@@ -56,10 +58,10 @@ def do_create_tenant(*, slug: str, name: str, domains: list[str]) -> Tenant:
         with tenant_context(tenant):
             # The platform's default budgets, limits and allow-list from the first minute (not on first use),
             # so the tenant's audit trail starts with what it was given.
-            do_create_default_policy(actor_label="tenant onboarding")
+            do_create_default_policy(actor_label=acting_label)
             do_record_audit_event(
                 kind="tenant.created",
-                actor_label="tenant onboarding",
+                actor_label=acting_label,
                 details={"name": name, "domains": list(domains), "identity_provider_tenant_claim": slug},
             )
     return tenant

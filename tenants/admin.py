@@ -2,18 +2,29 @@
 tombstones (read-only). No tenant-content model is registered here (tests/test_platform_admin.py proves it):
 tenant content is read only through break-glass pages, which audit every read."""
 
+import time
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from tenants.actions import TenantLifecycleError, do_freeze_tenant, do_offboard_tenant, do_unfreeze_tenant
+from tenants.actions import (
+    TenantLifecycleError,
+    TenantSlugError,
+    do_create_tenant,
+    do_freeze_tenant,
+    do_offboard_tenant,
+    do_unfreeze_tenant,
+)
+from tenants.forms import OnboardTenantForm
 from tenants.models import BreakGlassGrant, Domain, Tenant, TenantTombstone
 
 
@@ -35,9 +46,37 @@ class TenantAdmin(admin.ModelAdmin):
     readonly_fields = ("schema_name", "status", "created_at")
     actions = ["freeze", "unfreeze", "offboard"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # New tenants are created by tenants.actions.do_create_tenant (manage.py create_tenant): schema by migrations.
-        return False
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Onboarding: the same action as `manage.py create_tenant` (schema by migrations, data key, domains,
+        default gateway policy), not Django's model form, which would only insert a row."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = OnboardTenantForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            started = time.perf_counter()
+            try:
+                tenant = do_create_tenant(
+                    slug=form.cleaned_data["slug"],
+                    name=form.cleaned_data["name"],
+                    domains=form.cleaned_data["domains"],
+                    acting_label=_staff_label(request),
+                )
+            except TenantSlugError as error:
+                form.add_error("slug", str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"{tenant.name} is ready at {', '.join(form.cleaned_data['domains'])} "
+                    f"({time.perf_counter() - started:.2f} s). Tell the identity provider: tenant claim "
+                    f"{tenant.schema_name!r}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:tenants_tenant_change", tenant.pk)
+        context = {**self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
+                   "title": "Onboard a tenant", "add": True}  # fmt: skip
+        return TemplateResponse(request, "admin/tenants/onboard.html", context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting a row would orphan its schema; offboarding (the action) exports and drops it properly.

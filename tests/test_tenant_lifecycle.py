@@ -293,3 +293,51 @@ def test_admin_offboard_action_asks_for_the_slug_first(acme: Tenant, tenants: di
     )
     assert wrong.status_code == 200 and schema_exists("acme")
     assert Tenant.objects.filter(pk=acme.pk).exists()
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_admin_onboards_a_tenant_with_the_same_action_as_the_command(
+    tenants: dict[str, Tenant], tmp_path: Path
+) -> None:
+    staff = make_member(
+        tenants["public"], roles=[Role.PLATFORM_ADMIN.value], is_staff=True, is_superuser=True
+    )
+    admin = client_for(tenants["public"], staff)
+    form = admin.get("/admin/tenants/tenant/add/")
+    assert form.status_code == 200 and "Onboard tenant" in form.content.decode()
+
+    slug = f"adm_{uuid.uuid4().hex[:8]}"
+    host = slug.replace("_", "-")
+    refused = {
+        "Use 2-41 characters": {"slug": "Bad-Slug", "name": "x", "domains": f"{host}.localhost"},
+        "reserved for the platform": {"slug": "public", "name": "x", "domains": f"{host}.localhost"},
+        "already exists": {"slug": "acme", "name": "x", "domains": f"{host}.localhost"},
+        "Already used by another tenant: acme.localhost": {
+            "slug": slug,
+            "name": "x",
+            "domains": "acme.localhost",
+        },
+        "Enter host names only": {"slug": slug, "name": "x", "domains": "https://evil.example/path"},
+        "This field is required": {"slug": slug, "name": "x", "domains": "  \n "},
+    }
+    for message, data in refused.items():
+        response = admin.post("/admin/tenants/tenant/add/", data)
+        assert response.status_code == 200 and message in response.content.decode(), message
+    assert not Tenant.objects.filter(schema_name=slug).exists() and not schema_exists(slug)
+
+    created = admin.post(
+        "/admin/tenants/tenant/add/",
+        {"slug": slug, "name": "Admin Onboarded", "domains": f"{host}.localhost\n{host}-alt.localhost"},
+        follow=True,
+    )
+    assert created.status_code == 200 and "Admin Onboarded is ready at" in created.content.decode()
+    tenant = Tenant.objects.get(schema_name=slug)
+    try:
+        assert schema_exists(slug)
+        assert Domain.objects.get(tenant=tenant, is_primary=True).domain == f"{host}.localhost"
+        with tenant_context(tenant):
+            assert GatewayPolicy.objects.exists()
+            event = AuditEvent.objects.get(kind="tenant.created")
+            assert "Django admin" in event.actor_label and event.details["domains"][0] == f"{host}.localhost"
+    finally:
+        do_offboard_tenant(tenant, archive_dir=tmp_path, acting_label="test")

@@ -1,13 +1,18 @@
 """The model catalogue and circuit breakers in the platform admin, in a real browser: the list, an edit the
 form refuses with a clear error, and closing an open circuit."""
 
+import threading
+import uuid
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test.utils import override_settings
 from playwright.sync_api import expect
 
 from gateway import breaker
+from tenants.actions import do_offboard_tenant
+from tenants.models import Tenant
 from tests.conftest import Stack
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_browser_break_glass import sign_in_as_platform_staff
@@ -53,3 +58,44 @@ def test_platform_admin_edits_the_catalogue_and_closes_a_circuit(stack: Stack, n
         screenshot(ops, "admin-catalogue-changes")
     finally:
         breaker.reset("sim-fallback")
+
+
+def test_platform_admin_onboards_a_tenant_from_the_admin(
+    stack: Stack, new_page: Any, tmp_path: Any, django_db_blocker: Any
+) -> None:
+    slug = f"web_{uuid.uuid4().hex[:6]}"
+    host = slug.replace("_", "-")
+    ops = new_page()
+    sign_in_as_platform_staff(ops, stack)
+    ops.goto(f"http://localhost:{stack.web_port}/admin/tenants/tenant/add/")
+    expect(ops.locator("h1")).to_contain_text("Onboard a tenant")
+    ops.fill("#id_slug", "Not A Slug")
+    ops.fill("#id_name", "Web Onboarded Ltd")
+    ops.fill("#id_domains", f"{host}.localhost\nacme.localhost")
+    ops.click("input[value='Onboard tenant']")
+    expect(ops.locator(".errornote")).to_contain_text("Please correct the errors below.")
+    expect(ops.locator("#content-main")).to_contain_text("Already used by another tenant: acme.localhost.")
+    screenshot(ops, "admin-onboard-refused")
+    ops.fill("#id_slug", slug)
+    ops.fill("#id_domains", f"{host}.localhost")
+    ops.click("input[value='Onboard tenant']")
+    expect(ops.locator(".messagelist")).to_contain_text(f"Web Onboarded Ltd is ready at {host}.localhost")
+    screenshot(ops, "admin-onboarded")
+    # Playwright's sync API keeps an event loop in this thread, where Django refuses database calls.
+    failures: list[BaseException] = []
+
+    def offboard() -> None:
+        try:
+            with django_db_blocker.unblock():
+                do_offboard_tenant(
+                    Tenant.objects.get(schema_name=slug), archive_dir=tmp_path, acting_label="test"
+                )
+        except BaseException as error:  # noqa: BLE001 - reported below, in the test's thread
+            failures.append(error)
+        finally:
+            connection.close()  # this thread's own connection; left open it would block dropping the test DB
+
+    cleanup = threading.Thread(target=offboard)
+    cleanup.start()
+    cleanup.join()
+    assert failures == []
