@@ -13,34 +13,23 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, tenant_context
 
 from audit.models import AuditExport
-from chat.tasks import requires_tenant_context
-from tenants.models import Tenant
+from chat.tasks import requires_tenant_context, send_to_every_tenant
 
 logger = logging.getLogger(__name__)
 EXPORT_TIME_LIMIT = 3660
 
 
-def _send_to_every_tenant(task: Any) -> int:
-    sent = 0
-    for tenant in Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("schema_name"):
-        with tenant_context(tenant):
-            task.delay(tenant.schema_name)
-        sent += 1
-    return sent
-
-
 # No retries: the next beat tick signs whatever is still unsigned.
 @shared_task(name="audit.checkpoint_every_tenant")
 def checkpoint_every_tenant() -> int:
-    return _send_to_every_tenant(sign_chain_heads)
+    return send_to_every_tenant(sign_chain_heads)
 
 
 @shared_task(name="audit.expire_exports_every_tenant")
 def expire_exports_every_tenant() -> int:
-    return _send_to_every_tenant(expire_exports)
+    return send_to_every_tenant(expire_exports)
 
 
 @shared_task(name="audit.sign_chain_heads")

@@ -6,9 +6,11 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from celery import shared_task
+from django_tenants.utils import get_public_schema_name, tenant_context
 
 from chat.actions import do_generate_assistant_reply, do_mark_reply_failed
 from tenants.context import current_schema, in_tenant_schema
+from tenants.models import Tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +33,17 @@ def requires_tenant_context(func: F) -> F:
         return func(tenant_schema, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def send_to_every_tenant(task: Any) -> int:
+    """For beat dispatchers, which run in the public schema: send `task(tenant_schema)` once per tenant, from
+    inside that tenant's context so the message carries its schema header. Returns how many were sent."""
+    sent = 0
+    for tenant in Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("schema_name"):
+        with tenant_context(tenant):
+            task.delay(tenant.schema_name)
+        sent += 1
+    return sent
 
 
 # acks_late (settings) + idempotent body: a worker killed mid-call gets the task redelivered, and the

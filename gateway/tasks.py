@@ -2,21 +2,14 @@
 tenant from inside that tenant's context; the tenant task refuses to run anywhere else."""
 
 from celery import shared_task
-from django_tenants.utils import get_public_schema_name, tenant_context
 
-from chat.tasks import requires_tenant_context
-from tenants.models import Tenant
+from chat.tasks import requires_tenant_context, send_to_every_tenant
 
 
 # No retries: the next beat tick (a minute later) checks again, and an alert is sent once per period.
 @shared_task(name="gateway.send_budget_alerts_every_tenant")
 def send_budget_alerts_every_tenant() -> int:
-    sent = 0
-    for tenant in Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("schema_name"):
-        with tenant_context(tenant):
-            send_budget_alerts.delay(tenant.schema_name)
-        sent += 1
-    return sent
+    return send_to_every_tenant(send_budget_alerts)
 
 
 @shared_task(name="gateway.send_budget_alerts")
@@ -29,12 +22,7 @@ def send_budget_alerts(tenant_schema: str) -> int:
 
 @shared_task(name="gateway.finish_abandoned_calls_every_tenant")
 def finish_abandoned_calls_every_tenant() -> int:
-    sent = 0
-    for tenant in Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("schema_name"):
-        with tenant_context(tenant):
-            finish_abandoned_calls.delay(tenant.schema_name)
-        sent += 1
-    return sent
+    return send_to_every_tenant(finish_abandoned_calls)
 
 
 @shared_task(name="gateway.finish_abandoned_calls")
