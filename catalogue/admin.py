@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from catalogue.actions import do_reset_circuit, do_save_catalogue_entry
 from catalogue.models import CatalogueChange, CatalogueEntry
+from convosuite.read_only_admin import ReadOnlyModelAdmin
 from gateway import breaker
 from gateway.config import litellm_price
 
@@ -184,7 +185,7 @@ def _when(timestamp: float) -> dt.datetime | None:
 
 
 @admin.register(CatalogueChange)
-class CatalogueChangeAdmin(admin.ModelAdmin):
+class CatalogueChangeAdmin(ReadOnlyModelAdmin):
     """Who changed which model or price, when: written by catalogue.actions, read-only here."""
 
     list_display = ("at", "alias", "action", "actor_label", "summary")
@@ -205,12 +206,3 @@ class CatalogueChangeAdmin(admin.ModelAdmin):
         return "; ".join(
             f"{name}: {before or '—'} → {after or '—'}" for name, (before, after) in change.changes.items()
         )[:300]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

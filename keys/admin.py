@@ -1,13 +1,11 @@
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from convosuite.read_only_admin import ReadOnlyModelAdmin
 from keys.models import TenantKey
 
 
 @admin.register(TenantKey)
-class TenantKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantKeyAdmin(ReadOnlyModelAdmin):
     """Read-only: keys change only through the rotation commands, and the wrapped bytes are not shown."""
 
     list_display = ("tenant", "key_id", "state", "master_key_id", "created_at", "updated_at")
@@ -15,12 +13,3 @@ class TenantKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("tenant__schema_name",)
     fields = ("tenant", "key_id", "state", "master_key_id", "created_at", "updated_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from convosuite.read_only_admin import ReadOnlyModelAdmin
 from tenants.actions import (
     TenantLifecycleError,
     TenantSlugError,
@@ -129,7 +130,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(BreakGlassGrant)
-class BreakGlassGrantAdmin(admin.ModelAdmin):
+class BreakGlassGrantAdmin(ReadOnlyModelAdmin):
     """The platform's own record of who opened what, when and why (read-only; opened via /platform/break-glass/)."""
 
     list_display = ("opened_at", "tenant", "staff", "short_reason", "expires_at", "closed_at")
@@ -139,15 +140,6 @@ class BreakGlassGrantAdmin(admin.ModelAdmin):
     @admin.display(description="Reason")
     def short_reason(self, grant: BreakGlassGrant) -> str:
         return grant.reason[:80]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -160,15 +152,6 @@ class BreakGlassGrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(TenantTombstone)
-class TenantTombstoneAdmin(admin.ModelAdmin):
+class TenantTombstoneAdmin(ReadOnlyModelAdmin):
     list_display = ("slug", "name", "offboarded_at", "archive_name", "archive_sha256")
     readonly_fields = ("slug", "name", "offboarded_at", "archive_name", "archive_sha256")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
