@@ -35,7 +35,7 @@ class User(AbstractUser):
 
     def get_short_name(self) -> str:
         # Django admin greets staff with this; the username is a hash of the OIDC identity.
-        return self.display_name or self.email or self.username
+        return str(self)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles

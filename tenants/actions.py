@@ -17,7 +17,7 @@ from tenants.keys import destroy_tenant_key
 from tenants.models import Domain, Tenant, TenantTombstone
 from tenants.schema_recipe import do_build_tenant_schema
 
-_SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+TENANT_SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
 
 class TenantSlugError(ValueError):
@@ -35,7 +35,7 @@ def do_create_tenant(
     dimension of vector columns): the first tenant of a set of migrations runs migrate_schemas, later ones
     replay the statements it executed (tenants/schema_recipe.py).
     """
-    if slug != get_public_schema_name() and not _SLUG_RE.match(slug):
+    if slug != get_public_schema_name() and not TENANT_SLUG_RE.match(slug):
         raise TenantSlugError(
             f"Tenant slug {slug!r} must start with a letter and use only a-z, 0-9 and _ (2-41 chars)."
         )

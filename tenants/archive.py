@@ -8,6 +8,7 @@ break-glass grants) go in too. manifest.json lists each file with its row count 
 import hashlib
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from keys.crypto import PREFIX as ENCRYPTED_PREFIX
-from keys.crypto import decrypt_text
+from keys.crypto import bulk_decryptor
 from keys.fields import EncryptedJSONField
 from tenants.models import BreakGlassGrant, Domain, Tenant
 
@@ -47,7 +48,11 @@ class _HashingWriter:
 
 
 def _dump_table(
-    archive: zipfile.ZipFile, schema_name: str, table: str, json_columns: frozenset[str] = frozenset()
+    archive: zipfile.ZipFile,
+    schema_name: str,
+    table: str,
+    decrypt: Callable[[str], str],
+    json_columns: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     query = sql.SQL("SELECT row_to_json(t)::text FROM {}.{} AS t").format(
         sql.Identifier(schema_name), sql.Identifier(table)
@@ -60,11 +65,13 @@ def _dump_table(
             cursor.itersize = 2000
             cursor.execute(query)
             for (line,) in cursor:
-                writer.write_line(_with_plaintext(line, schema_name, json_columns))
+                writer.write_line(_with_plaintext(line, decrypt, json_columns))
     return {"file": f"schema/{table}.jsonl", "rows": writer.rows, "sha256": writer.digest.hexdigest()}
 
 
-def _with_plaintext(line: str, schema_name: str, json_columns: frozenset[str] = frozenset()) -> str:
+def _with_plaintext(
+    line: str, decrypt: Callable[[str], str], json_columns: frozenset[str] = frozenset()
+) -> str:
     """The archive outlives the tenant's data key (destroyed right after it is written), so every value the
     key encrypted is written in the clear: the archive is what the tenant takes away. Encrypted JSON
     columns (json_columns) are written as the JSON they hold, not as text."""
@@ -73,7 +80,7 @@ def _with_plaintext(line: str, schema_name: str, json_columns: frozenset[str] = 
     row = json.loads(line)
     for column, value in row.items():
         if isinstance(value, str) and value.startswith(f"{ENCRYPTED_PREFIX}:"):
-            plaintext = decrypt_text(value, schema=schema_name, remember=False)
+            plaintext = decrypt(value)
             row[column] = json.loads(plaintext) if column in json_columns else plaintext
     return json.dumps(row, ensure_ascii=False)
 
@@ -102,8 +109,11 @@ def write_tenant_archive(tenant: Tenant, path: Path) -> str:
     files: dict[str, dict[str, Any]] = {}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         json_columns = _encrypted_json_columns()
+        decrypt = bulk_decryptor(schema_name)
         for table in tenant_tables(schema_name):
-            files[table] = _dump_table(archive, schema_name, table, json_columns.get(table, frozenset()))
+            files[table] = _dump_table(
+                archive, schema_name, table, decrypt, json_columns.get(table, frozenset())
+            )
         platform_rows = {
             "platform/tenant.jsonl": list(Tenant.objects.filter(pk=tenant.pk).values()),
             "platform/domains.jsonl": list(Domain.objects.filter(tenant=tenant).values()),

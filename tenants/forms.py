@@ -4,6 +4,7 @@ from django import forms
 from django.core.validators import RegexValidator
 from django_tenants.utils import get_public_schema_name
 
+from tenants.actions import TENANT_SLUG_RE
 from tenants.models import Domain, Tenant
 
 _HOST = RegexValidator(
@@ -14,7 +15,7 @@ _HOST = RegexValidator(
 
 class OnboardTenantForm(forms.Form):
     slug = forms.RegexField(
-        regex=r"^[a-z][a-z0-9_]{1,40}$",
+        regex=TENANT_SLUG_RE,
         max_length=41,
         help_text="Schema name and the identity provider's tenant claim: a-z, 0-9 and _, starting with a letter.",
         error_messages={"invalid": "Use 2-41 characters: a-z, 0-9 and _, starting with a letter."},

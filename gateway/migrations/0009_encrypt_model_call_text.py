@@ -13,18 +13,13 @@ from django.db import migrations
 
 ENCRYPTED_COLUMNS = ("messages", "response", "tool_calls", "error")
 
-GUARD_WITH_REENCRYPTION = """
+GUARD_FUNCTION = """
 CREATE OR REPLACE FUNCTION convosuite_guard_model_call() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         IF OLD.seq IS NULL THEN
             RETURN NEW;
-        END IF;
-        IF current_setting('convosuite.reencrypt', true) = 'on'
-           AND to_jsonb(NEW) - ARRAY['messages', 'response', 'tool_calls', 'error']
-             = to_jsonb(OLD) - ARRAY['messages', 'response', 'tool_calls', 'error'] THEN
-            RETURN NEW;
-        END IF;
+        END IF;{reencryption}
     ELSIF TG_OP = 'DELETE' THEN
         IF current_setting('convosuite.chain_retention', true) = 'on' THEN
             RETURN OLD;
@@ -32,29 +27,21 @@ BEGIN
     END IF;
     RAISE EXCEPTION 'rows of %.% are append-only evidence (% refused)', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'insufficient_privilege',
-              HINT = 'A model call can be updated only until it is sealed (then only re-encrypted); retention deletes go through manage.py prune_audit.';
+              HINT = 'A model call can be updated only until it is sealed{hint}; retention deletes go through manage.py prune_audit.';
 END;
 $$ LANGUAGE plpgsql;
 """
 
-GUARD_WITHOUT_REENCRYPTION = """
-CREATE OR REPLACE FUNCTION convosuite_guard_model_call() RETURNS trigger AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF OLD.seq IS NULL THEN
+REENCRYPTION_CLAUSE = """
+        IF current_setting('convosuite.reencrypt', true) = 'on'
+           AND to_jsonb(NEW) - ARRAY['messages', 'response', 'tool_calls', 'error']
+             = to_jsonb(OLD) - ARRAY['messages', 'response', 'tool_calls', 'error'] THEN
             RETURN NEW;
-        END IF;
-    ELSIF TG_OP = 'DELETE' THEN
-        IF current_setting('convosuite.chain_retention', true) = 'on' THEN
-            RETURN OLD;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'rows of %.% are append-only evidence (% refused)', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'A model call can be updated only until it is sealed; retention deletes go through manage.py prune_audit.';
-END;
-$$ LANGUAGE plpgsql;
-"""
+        END IF;"""
+
+# Forwards: the guard with the re-encryption exception; backwards: the guard of 0007, as it was.
+GUARD_WITH_REENCRYPTION = GUARD_FUNCTION.format(reencryption=REENCRYPTION_CLAUSE, hint=" (then only re-encrypted)")
+GUARD_WITHOUT_REENCRYPTION = GUARD_FUNCTION.format(reencryption="", hint="")
 
 
 def encrypt_existing(apps, schema_editor):
