@@ -2,7 +2,10 @@
 measured one step at a time, sequentially, against the simulator (latency 0). Prints a table.
 
     export DATABASE_URL=... CELERY_BROKER_URL=...        # as for bench/gateway/overhead.py (run it first once)
-    python bench/gateway/breakdown.py [--calls 200]
+    python bench/gateway/breakdown.py [--calls 200] [--limit-set-calls] [--statements]
+
+--limit-set-calls: with django-tenants' TENANT_LIMIT_SET_CALLS on (one SET search_path per tenant switch).
+--statements: also print the SQL statements one finish (UPDATE + seal into the chain) sends.
 """
 
 import argparse
@@ -24,6 +27,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
@@ -41,7 +45,11 @@ MESSAGES = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=200)
-    calls = parser.parse_args().calls
+    parser.add_argument("--limit-set-calls", action="store_true")
+    parser.add_argument("--statements", action="store_true")
+    options = parser.parse_args()
+    calls = options.calls
+    settings.TENANT_LIMIT_SET_CALLS = options.limit_set_calls  # django-tenants reads it per cursor
     port = free_port()
     simulator = start_simulator(port)
     base = f"http://127.0.0.1:{port}/v1"
@@ -114,7 +122,21 @@ def main() -> None:
         print(
             f"{name:<26} | {statistics.mean(c):>11.3f} | {statistics.median(w):>11.3f} | {w[int(len(w) * 0.95)]:>11.3f}"
         )
+    if options.statements:
+        print_finish_statements(tenant)
     stop_simulator(simulator)
+
+
+def print_finish_statements(tenant: Tenant) -> None:
+    def show(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        print("  " + " ".join(sql.split())[:140])
+        return execute(sql, params, many, context)
+
+    with tenant_context(tenant):
+        call_id = service._claim(uuid.uuid4(), None, "sim-model", MESSAGES, "bench")
+        print("statements of one finish_record:")
+        with connection.execute_wrapper(show):
+            service.finish_record(call_id, status="ok", tokens_in=30, tokens_out=8)
 
 
 if __name__ == "__main__":
