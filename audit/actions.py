@@ -16,6 +16,7 @@ from audit.chain import (
     ChainHead,
     append_to_chain,
     canonical_json,
+    chained_models,
     format_timestamp,
     lock_chain,
     read_head,
@@ -23,10 +24,7 @@ from audit.chain import (
 )
 from audit.models import AuditEvent, AuditExport, AuditSettings, ChainCheckpoint, RedactionPolicy
 from evidence.signing import platform_key
-from gateway.models import ModelCall
 from tenants.context import current_schema, in_tenant_schema
-
-CHAINED_MODELS: tuple[type[models.Model], ...] = (ModelCall, AuditEvent)
 
 
 def do_record_audit_event(
@@ -96,7 +94,7 @@ def _sign_head(model_class: type[models.Model], head: ChainHead, reason: str) ->
 def do_sign_chain_heads() -> list[ChainCheckpoint]:
     """Sign the head of each of the current tenant's chains that moved since its last checkpoint."""
     signed = []
-    for model_class in CHAINED_MODELS:
+    for model_class in chained_models():
         head = read_head(model_class)
         chain = spec_for(model_class).name
         last = ChainCheckpoint.objects.filter(chain=chain).order_by("-seq", "-signed_at").first()
@@ -198,11 +196,11 @@ def check_export_window(window_start: dt.datetime, window_end: dt.datetime) -> N
 def do_request_model_call_export(
     *, window_start: dt.datetime, window_end: dt.datetime, acting_user: Any, acting_label: str = ""
 ) -> AuditExport:
-    """Queue an export of the tenant's model calls; a worker writes the file (audit.tasks).
+    """Queue an export of the tenant's model calls; a worker writes the file (gateway.tasks).
 
     Platform staff under break-glass have no user row in the tenant's schema: they pass acting_user=None and
     an acting_label naming them."""
-    from audit.tasks import build_model_call_export
+    from gateway.tasks import build_model_call_export
 
     check_export_window(window_start, window_end)
     export = AuditExport.objects.create(

@@ -5,10 +5,9 @@ class AuditConfig(AppConfig):
     name = "audit"
 
     def ready(self) -> None:
+        # Models are importable only once the app registry is ready, hence inside ready().
         from audit.chain import register_chain
         from audit.models import AuditEvent
-        from audit.specs import AUDIT_EVENTS, MODEL_CALLS
-        from gateway.models import ModelCall
+        from audit.specs import AUDIT_EVENTS
 
-        register_chain(ModelCall, MODEL_CALLS)
         register_chain(AuditEvent, AUDIT_EVENTS)

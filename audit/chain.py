@@ -60,6 +60,11 @@ def register_chain(model_class: type[models.Model], spec: ChainSpec) -> None:
     _SPECS[model_class] = spec
 
 
+def chained_models() -> list[type[models.Model]]:
+    """Every registered chain's model, in registration order (each app registers its own in its ready())."""
+    return list(_SPECS)
+
+
 def spec_for(model_class: type[models.Model]) -> ChainSpec:
     try:
         return _SPECS[model_class]

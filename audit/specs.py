@@ -1,13 +1,6 @@
-"""The chains a tenant has. Also used by migrations (their historical models are not registered)."""
+"""The audit app's own chain. Also used by migrations (their historical models are not registered).
+Other apps define and register their chains themselves (gateway/specs.py, gateway/apps.py)."""
 
 from audit.chain import ChainSpec
 
-# Texts a tenant may export redacted enter the hash as salted commitments (docs/audit.md).
-# A model call enters its chain when it becomes final (sealed, audit.chain.seal_in_chain); its chain
-# timestamp is that moment (finished_at), while created_at keeps when the call was claimed.
-MODEL_CALLS = ChainSpec(
-    name="model_calls",
-    sensitive=frozenset({"messages", "response", "tool_calls"}),
-    timestamp_field="finished_at",
-)
 AUDIT_EVENTS = ChainSpec(name="audit_events")

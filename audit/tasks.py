@@ -2,23 +2,9 @@
 that tenant (chat.tasks.requires_tenant_context); the beat dispatchers run in the public schema and send
 one task per tenant from inside that tenant's context, so the schema header is set on each message."""
 
-import datetime as dt
-import logging
-import os
-import uuid
-from typing import Any
-
 from celery import shared_task
-from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
-from audit.models import AuditExport
 from chat.tasks import requires_tenant_context, send_to_every_tenant
-
-logger = logging.getLogger(__name__)
-EXPORT_TIME_LIMIT = 3660
 
 
 # No retries: the next beat tick signs whatever is still unsigned.
@@ -46,68 +32,3 @@ def expire_exports(tenant_schema: str) -> int:
     from audit.actions import do_expire_exports
 
     return do_expire_exports()
-
-
-# A year of model calls is millions of rows: allow an hour, far beyond the default 150 s. acks_late
-# (settings) redelivers it if the worker dies; a finished export is not rebuilt.
-@shared_task(name="audit.build_model_call_export", soft_time_limit=3600, time_limit=EXPORT_TIME_LIMIT)
-@requires_tenant_context
-def build_model_call_export(tenant_schema: str, export_id: str) -> None:
-    from audit.actions import do_record_audit_event
-    from audit.exports import write_model_call_export
-
-    # Claim the export: a redelivered message (the broker's visibility timeout is shorter than a long
-    # export) must not start a second writer; a claim older than the time limit belonged to a dead worker.
-    now = timezone.now()
-    claimable = Q(status=AuditExport.Status.PENDING) | Q(
-        status=AuditExport.Status.RUNNING, started_at__lt=now - dt.timedelta(seconds=EXPORT_TIME_LIMIT)
-    )
-    file_name = f"{tenant_schema}-model-calls-{export_id}.zip"
-    claimed = AuditExport.objects.filter(claimable, id=uuid.UUID(export_id)).update(
-        status=AuditExport.Status.RUNNING, started_at=now, file_name=file_name
-    )
-    export = AuditExport.objects.filter(id=uuid.UUID(export_id)).first()
-    if not claimed or export is None:
-        return
-    directory = os.path.join(settings.AUDIT_EXPORT_DIR, tenant_schema)
-    path = os.path.join(directory, export.file_name)
-
-    def progress(done: int, total: int) -> None:
-        AuditExport.objects.filter(id=export.id).update(records_done=done, records_total=total)
-
-    try:
-        result = write_model_call_export(
-            out_path=path,
-            window_start=export.window_start,
-            window_end=export.window_end,
-            redaction=export.redaction_policy,
-            exported_by=export.requested_by_label or "unknown",
-            progress=progress,
-        )
-    except Exception as failure:
-        logger.exception("audit export failed tenant=%s export_id=%s", tenant_schema, export_id)
-        AuditExport.objects.filter(id=export.id).update(
-            status=AuditExport.Status.FAILED, error=f"{type(failure).__name__}", finished_at=timezone.now()
-        )
-        raise
-    finished = timezone.now()
-    with transaction.atomic():
-        AuditExport.objects.filter(id=export.id).update(
-            status=AuditExport.Status.READY,
-            records_done=result.count,
-            records_total=result.count,
-            file_size=os.path.getsize(path),
-            finished_at=finished,
-            expires_at=finished + dt.timedelta(hours=settings.AUDIT_EXPORT_RETENTION_HOURS),
-        )
-        do_record_audit_event(
-            kind="audit.export_completed",
-            actor=export.requested_by,
-            actor_label=export.requested_by_label,
-            details=_export_details(export.id, result.manifest),
-        )
-
-
-def _export_details(export_id: uuid.UUID, manifest: dict[str, Any]) -> dict[str, Any]:
-    keys = ("window", "count", "first", "last", "redaction_policy", "records_sha256")
-    return {"export_id": str(export_id), **{key: manifest.get(key) for key in keys}}

@@ -8,7 +8,7 @@ def chain_existing_rows(apps, schema_editor):
     import dataclasses
 
     from audit.chain import backfill_chain
-    from audit.specs import MODEL_CALLS
+    from gateway.specs import MODEL_CALLS
 
     # At this point of history a model call has no finished_at: rows were chained in created_at order
     # (gateway/0007 makes finished_at, the moment a call is sealed, the chain timestamp).

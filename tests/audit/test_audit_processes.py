@@ -348,7 +348,7 @@ def test_expired_exports_are_deleted_and_no_longer_downloadable(acme: Tenant) ->
 
 @pytest.mark.django_db
 def test_a_redelivered_export_task_does_not_start_a_second_writer(acme: Tenant) -> None:
-    from audit.tasks import build_model_call_export
+    from gateway.tasks import build_model_call_export
 
     with tenant_context(acme):
         running = AuditExport.objects.create(

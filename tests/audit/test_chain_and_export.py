@@ -13,10 +13,10 @@ from django_tenants.utils import tenant_context
 
 from audit.actions import do_record_audit_event, do_sign_chain_heads
 from audit.chain import find_chain_breaks, read_head
-from audit.exports import write_model_call_export
 from audit.models import AuditEvent
 from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
+from gateway.exports import write_model_call_export
 from gateway.models import ModelCall
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, make_calls, read_export, write_export

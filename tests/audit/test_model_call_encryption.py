@@ -15,9 +15,9 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from audit.chain import find_chain_breaks
-from audit.exports import write_model_call_export
 from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
+from gateway.exports import write_model_call_export
 from gateway.models import ModelCall
 from gateway.service import complete
 from keys.crypto import encrypt_text, forget_cached_keys

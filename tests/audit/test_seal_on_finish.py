@@ -14,11 +14,11 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from audit.chain import ChainHead, find_chain_breaks, hash_row, read_head, seal_in_chain
-from audit.exports import write_model_call_export
 from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
 from gateway import policy as gateway_policy
 from gateway.errors import ModelNotAllowed, ProviderUnavailable
+from gateway.exports import write_model_call_export
 from gateway.models import ModelCall
 from gateway.service import _claim, begin_call, complete, finish_abandoned_calls
 from gateway.service import finish_record as _finish

@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import tenant_context
 
-from audit.actions import CHAINED_MODELS, cli_actor_label, do_prune_chain
-from audit.chain import spec_for
+from audit.actions import cli_actor_label, do_prune_chain
+from audit.chain import chained_models, spec_for
 from audit.management.commands._tenant_args import parse_instant, tenant_by_slug
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="tenant slug")
         parser.add_argument("--before", required=True, help="delete rows stamped before this ISO date/time")
         parser.add_argument(
-            "--chain", default="all", choices=["all", *[spec_for(m).name for m in CHAINED_MODELS]]
+            "--chain", default="all", choices=["all", *[spec_for(m).name for m in chained_models()]]
         )
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 raise CommandError("Cancelled.")
         actor = cli_actor_label()
         with tenant_context(tenant):
-            for model_class in CHAINED_MODELS:
+            for model_class in chained_models():
                 name = spec_for(model_class).name
                 if options["chain"] in ("all", name):
                     deleted = do_prune_chain(model_class, before=before, actor_label=actor)

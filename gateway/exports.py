@@ -36,9 +36,9 @@ from audit.chain import (
     text_sha256,
 )
 from audit.models import ChainCheckpoint, RedactionPolicy
-from audit.specs import MODEL_CALLS
 from evidence.signing import platform_key
 from gateway.models import ModelCall
+from gateway.specs import MODEL_CALLS
 from keys.crypto import bulk_decryptor
 from keys.fields import EncryptedJSONField, EncryptedTextField
 from tenants.context import current_schema

@@ -17,9 +17,9 @@ from audit.actions import (
     cli_actor_label,
     do_record_audit_event,
 )
-from audit.exports import write_model_call_export
 from audit.management.commands._tenant_args import parse_instant, tenant_by_slug
 from audit.models import RedactionPolicy
+from gateway.exports import write_model_call_export
 
 
 class Command(BaseCommand):
