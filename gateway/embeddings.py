@@ -53,6 +53,7 @@ def embed(
     inputs: list[str],
     dimensions: int | None = None,
     source: str = "",
+    api_key: policy.KeyLimits | None = None,
 ) -> Embeddings:
     recorded_inputs = [{"role": "input", "content": text} for text in inputs]
     claimed = begin_call(
@@ -64,6 +65,7 @@ def embed(
         max_tokens=None,
         source=source,
         kind=EMBEDDING_KIND,
+        api_key=api_key,
     )
     if claimed is None:
         previous = settled_record(tenant_schema, request_id)

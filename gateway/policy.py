@@ -59,6 +59,21 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class KeyLimits:
+    """The limits of the API key a call is made with (gateway.api.models.ApiKey), checked by the same
+    atomic reservation as the tenant's: a daily token budget (the tenant's calendar day) and requests per
+    minute. The key's day counter is rebuilt from the records whose source is the key's (`key:<prefix>`)."""
+
+    prefix: str
+    daily_tokens: int | None = None
+    requests_per_minute: int | None = None
+
+    @property
+    def source(self) -> str:
+        return f"key:{self.prefix}"
+
+
+@dataclass(frozen=True)
 class PolicySnapshot:
     """The tenant's policy as published in Redis (see gateway.actions.policy_fields)."""
 
@@ -199,13 +214,28 @@ class _Keys:
             f"{p}:utpm:{user}:{self.minute - 1}",
         ]
 
+    def key_counters(self, api_key: KeyLimits | None) -> list[str]:
+        """The API key's day tokens and requests per minute (current and previous minute)."""
+        p, key = self.prefix, api_key.prefix if api_key is not None else "none"
+        return [
+            f"{p}:ktok:d:{self.day}:{key}",
+            f"{p}:krpm:{key}:{self.minute}",
+            f"{p}:krpm:{key}:{self.minute - 1}",
+        ]
+
 
 def _period_labels(local_now: dt.datetime) -> tuple[str, str]:
     return local_now.strftime("%Y%m%d"), local_now.strftime("%Y%m")
 
 
 def _initialise_counters(
-    tenant_schema: str, keys: list[str], user_id: int | None, local_now: dt.datetime
+    tenant_schema: str,
+    keys: list[str],
+    user_id: int | None,
+    local_now: dt.datetime,
+    *,
+    api_key: KeyLimits | None = None,
+    key_day: str = "",
 ) -> None:
     """Counters absent from Redis (a new day or month, a new user today, or a flushed Redis) start from
     the usage recorded in the tenant's model-call table for that period. SET NX: whoever comes first wins,
@@ -233,6 +263,12 @@ def _initialise_counters(
         ).aggregate(tokens=Coalesce(Sum("tokens_in"), 0) + Coalesce(Sum("tokens_out"), 0))
         init_keys.append(keys[3])
         values += [user_day["tokens"], DAY_COUNTER_TTL]
+    if api_key is not None and api_key.daily_tokens is not None:
+        key_today = counted.filter(
+            source=api_key.source, created_at__gte=day_start, created_at__lt=next_day
+        ).aggregate(tokens=Coalesce(Sum("tokens_in"), 0) + Coalesce(Sum("tokens_out"), 0))
+        init_keys.append(key_day)
+        values += [key_today["tokens"], DAY_COUNTER_TTL]
     store.run(store.INIT_SCRIPT, init_keys, values)
 
 
@@ -267,12 +303,25 @@ def _refusal(code: str, detail: list[str], policy: PolicySnapshot, local_now: dt
             f"This workspace has reached its monthly spending cap (${used:.2f} of ${cap:.2f}). "
             "It resets on the first day of next month."
         )
+    if code == "key_rpm":
+        return RateLimited(
+            f"This API key is sending too many requests (limit {detail[0]} per minute). Try again shortly."
+        )
+    if code == "key_day":
+        return BudgetExceeded(
+            f"This API key has used its daily token budget ({int(detail[0]):,} of {int(detail[1]):,} tokens). "
+            f"It resets at midnight {policy.time_zone}."
+        )
     if code == "user_day":
         return BudgetExceeded(
             f"You have used your daily token allowance ({int(detail[0]):,} of {int(detail[1]):,} tokens). "
             f"It resets at midnight {policy.time_zone}."
         )
     return RuntimeError(f"unexpected reservation answer {code!r}")
+
+
+def _optional(limit: int | None) -> str:
+    return "" if limit is None else str(limit)
 
 
 def reserve(
@@ -285,9 +334,11 @@ def reserve(
     max_tokens: int,
     now: dt.datetime | None = None,
     policy: PolicySnapshot | None = None,
+    api_key: KeyLimits | None = None,
 ) -> Reservation:
     """Check allow-list, kill switch and rate limits, then atomically reserve the worst case.
     Raises ModelNotAllowed, KillSwitchOn, RateLimited or BudgetExceeded.
+    api_key: the limits of the API key the call is made with, checked in the same script.
 
     The worst case is prompt_tokens + max_tokens, priced at the dearest model of the model's fallback
     chain (a fallback may answer). Reserving twice for one request id reserves once."""
@@ -312,8 +363,16 @@ def reserve(
     previous_minute_weight = 1.0 - (epoch % 60) / 60.0
     expires_at = epoch + settings.GATEWAY_LEASE_SECONDS
     prefix = store.tenant_prefix(tenant_schema)
-    counter_keys = _Keys(prefix, day, month, "", minute).counters(user_id)
-    keys = [f"{prefix}:policy", *counter_keys, f"{prefix}:res:{request_id}", f"{prefix}:res:exp"]
+    calendar = _Keys(prefix, day, month, "", minute)
+    counter_keys = calendar.counters(user_id)
+    key_counters = calendar.key_counters(api_key)
+    keys = [
+        f"{prefix}:policy",
+        *counter_keys,
+        f"{prefix}:res:{request_id}",
+        f"{prefix}:res:exp",
+        *key_counters,
+    ]
     args = [
         tokens,
         units,
@@ -327,6 +386,9 @@ def reserve(
         f"{prefix}:res:",
         model,
         "" if user_id is None else str(user_id),
+        "1" if api_key is not None else "0",
+        _optional(api_key.daily_tokens if api_key is not None else None),
+        _optional(api_key.requests_per_minute if api_key is not None else None),
     ]
     for _attempt in range(3):
         answer = [store.decode(part) for part in store.run(store.RESERVE_SCRIPT, keys, args)]
@@ -339,7 +401,9 @@ def reserve(
             policy = publish_policy(tenant_schema, only_if_absent=True)
             continue
         if code == "init":
-            _initialise_counters(tenant_schema, counter_keys, user_id, local_now)
+            _initialise_counters(
+                tenant_schema, counter_keys, user_id, local_now, api_key=api_key, key_day=key_counters[0]
+            )
             continue
         raise _refusal(code, answer[1:], policy, local_now)
     raise RuntimeError("The budget counters could not be initialised.")

@@ -161,13 +161,15 @@ def begin_call(
     source: str,
     kind: str = CHAT_KIND,
     now: dt.datetime | None = None,
+    api_key: gateway_policy.KeyLimits | None = None,
 ) -> ClaimedCall | None:
     """Steps 1-3 of every call path (complete, stream, embed): check the tenant context, claim the request
     id, then policy (allow-list -> kill switch -> rate limits -> budget reservation).
 
     Returns None when another delivery already claimed this request id (use settled_record). A refusal is
     recorded and raised as its GatewayError; a policy store failure is recorded and fails closed.
-    kind: "chat" (max_tokens capped by the chain and always sent) or "embedding" (nothing generated)."""
+    kind: "chat" (max_tokens capped by the chain and always sent) or "embedding" (nothing generated).
+    api_key: the limits of the API key the call is made with (the tenant API), reserved with the tenant's."""
     _check_tenant_context(tenant_schema)
     call_id = _claim(request_id, user_id, model, messages, source)
     if call_id is None:
@@ -193,6 +195,7 @@ def begin_call(
             max_tokens=call_max_tokens,
             now=now,
             policy=policy,
+            api_key=api_key,
         )
     except GatewayError as refusal:
         logger.info(
@@ -254,12 +257,14 @@ def complete(
     max_tokens: int | None = None,
     source: str = "",
     now: dt.datetime | None = None,
+    api_key: gateway_policy.KeyLimits | None = None,
 ) -> Completion:
     """One policed, recorded model call (see the module docstring for the order of work).
 
     max_tokens: the caller's cap, lowered to the catalogue's cap of every model in the fallback chain.
     source: where the call came from ("chat", "api", ...), kept on the record.
-    now: the policy clock (budget calendar and rate windows); tests set it, callers leave it alone."""
+    now: the policy clock (budget calendar and rate windows); tests set it, callers leave it alone.
+    api_key: the calling API key's own limits (gateway.policy.KeyLimits), if any."""
     claimed = begin_call(
         tenant_schema=tenant_schema,
         request_id=request_id,
@@ -269,6 +274,7 @@ def complete(
         max_tokens=max_tokens,
         source=source,
         now=now,
+        api_key=api_key,
     )
     if claimed is None:
         return _answer_for_existing(tenant_schema, request_id)

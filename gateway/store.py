@@ -26,7 +26,8 @@ local function incr_if_exists(key, delta)
 end
 local function undo(res_key, exp_key, rid, used_tokens, used_cost)
   redis.call('ZREM', exp_key, rid)
-  local r = redis.call('HMGET', res_key, 'tokens', 'cost', 'day', 'month', 'costk', 'uday', 'tpm', 'utpm')
+  local r = redis.call('HMGET', res_key, 'tokens', 'cost', 'day', 'month', 'costk', 'uday', 'tpm', 'utpm',
+    'kday')
   if not r[1] then return 0 end
   local dt = used_tokens - tonumber(r[1])
   local dc = used_cost - tonumber(r[2])
@@ -36,15 +37,20 @@ local function undo(res_key, exp_key, rid, used_tokens, used_cost)
   incr_if_exists(r[6], dt)
   incr_if_exists(r[7], dt)
   incr_if_exists(r[8], dt)
+  if r[9] then incr_if_exists(r[9], dt) end
   redis.call('DEL', res_key)
   return 1
 end
 """
 
 # KEYS: 1 policy, 2 day tokens, 3 month tokens, 4 month cost, 5 user day tokens ('' key when no user),
-#       6/7 rpm current/previous minute, 8/9 tpm, 10/11 user rpm, 12/13 user tpm, 14 reservation, 15 expiries
+#       6/7 rpm current/previous minute, 8/9 tpm, 10/11 user rpm, 12/13 user tpm, 14 reservation, 15 expiries,
+#       16 API key day tokens, 17/18 API key rpm current/previous minute
 # ARGV: 1 tokens, 2 cost units, 3 now, 4 weight of the previous minute, 5 expires at, 6 has user,
-#       7 day ttl, 8 month ttl, 9 request id, 10 reservation key prefix, 11 model, 12 user id
+#       7 day ttl, 8 month ttl, 9 request id, 10 reservation key prefix, 11 model, 12 user id,
+#       13 has API key, 14 API key daily tokens ('' none), 15 API key rpm ('' none)
+# An API key's day counter exists only while the key has a daily budget (it is rebuilt from the records
+# when one is set); while it exists it is kept exact, so it can be trusted whenever the budget is checked.
 RESERVE_SCRIPT = (
     _RELEASE_FUNCTION
     + """
@@ -60,8 +66,11 @@ if redis.call('EXISTS', KEYS[14]) == 1 then return {'ok', 'existing'} end
 local has_user = ARGV[6] == '1'
 local function limit(v) if v == false or v == nil or v == '' then return nil end return tonumber(v) end
 local user_cap = limit(p[5])
+local has_key = ARGV[13] == '1'
+local key_cap = has_key and limit(ARGV[14]) or nil
 if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0
-   or redis.call('EXISTS', KEYS[4]) == 0 or (has_user and redis.call('EXISTS', KEYS[5]) == 0) then
+   or redis.call('EXISTS', KEYS[4]) == 0 or (has_user and redis.call('EXISTS', KEYS[5]) == 0)
+   or (key_cap and redis.call('EXISTS', KEYS[16]) == 0) then
   return {'init'}
 end
 local tokens = tonumber(ARGV[1])
@@ -80,6 +89,10 @@ if has_user then
   local utpm = limit(p[9])
   if utpm and window(KEYS[12], KEYS[13]) + tokens > utpm then return {'user_tpm', tostring(utpm)} end
 end
+if has_key then
+  local krpm = limit(ARGV[15])
+  if krpm and window(KEYS[17], KEYS[18]) + 1 > krpm then return {'key_rpm', tostring(krpm)} end
+end
 local day_used = tonumber(redis.call('GET', KEYS[2]))
 if day_used + tokens > tonumber(p[2]) then return {'day', tostring(day_used), p[2]} end
 local month_used = tonumber(redis.call('GET', KEYS[3]))
@@ -89,6 +102,10 @@ if cost_used + cost > tonumber(p[4]) then return {'spend', tostring(cost_used), 
 if has_user and user_cap then
   local user_used = tonumber(redis.call('GET', KEYS[5]))
   if user_used + tokens > user_cap then return {'user_day', tostring(user_used), tostring(user_cap)} end
+end
+if key_cap then
+  local key_used = tonumber(redis.call('GET', KEYS[16]))
+  if key_used + tokens > key_cap then return {'key_day', tostring(key_used), tostring(key_cap)} end
 end
 redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('INCRBY', KEYS[3], ARGV[1])
@@ -103,13 +120,22 @@ if has_user then
   redis.call('INCRBY', KEYS[12], ARGV[1])
   redis.call('EXPIRE', KEYS[12], 120)
 end
+local kday = ''
+if has_key then
+  redis.call('INCR', KEYS[17])
+  redis.call('EXPIRE', KEYS[17], 120)
+  if redis.call('EXISTS', KEYS[16]) == 1 then
+    kday = KEYS[16]
+    redis.call('INCRBY', KEYS[16], ARGV[1])
+  end
+end
 redis.call('INCR', KEYS[6])
 redis.call('EXPIRE', KEYS[6], 120)
 redis.call('INCRBY', KEYS[8], ARGV[1])
 redis.call('EXPIRE', KEYS[8], 120)
 redis.call('HSET', KEYS[14], 'tokens', ARGV[1], 'cost', ARGV[2], 'day', KEYS[2], 'month', KEYS[3],
   'costk', KEYS[4], 'uday', uday, 'tpm', KEYS[8], 'utpm', utpm_key, 'model', ARGV[11], 'user', ARGV[12],
-  'expires_at', ARGV[5])
+  'expires_at', ARGV[5], 'kday', kday)
 redis.call('ZADD', KEYS[15], ARGV[5], ARGV[9])
 return {'ok', 'new'}
 """

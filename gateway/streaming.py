@@ -100,6 +100,7 @@ def stream(
     max_tokens: int | None = None,
     source: str = "",
     now: dt.datetime | None = None,
+    api_key: policy.KeyLimits | None = None,
 ) -> Iterator[StreamEvent]:
     claimed = begin_call(
         tenant_schema=tenant_schema,
@@ -110,6 +111,7 @@ def stream(
         max_tokens=max_tokens,
         source=source,
         now=now,
+        api_key=api_key,
     )
     if claimed is None:
         yield from _replay(settled_record(tenant_schema, request_id))

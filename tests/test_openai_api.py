@@ -3,6 +3,7 @@
 Python's resolver does not resolve *.localhost, so the client connects to 127.0.0.1 and names the tenant's
 domain in the Host header, exactly as a browser or curl would send it."""
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -12,11 +13,13 @@ import httpx
 import openai
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 from openai.types.chat import ChatCompletionMessageParam
 
 from audit.models import AuditEvent
 from gateway.api.actions import do_create_api_key, do_revoke_api_key
+from gateway.api.models import ApiKey
 from gateway.models import ModelCall
 from tenants.models import Tenant
 from tests.conftest import Stack, make_member
@@ -240,6 +243,27 @@ def test_revoked_key_is_refused(stack: Stack, acme: Tenant) -> None:
         do_revoke_api_key(new.api_key)
     with pytest.raises(openai.AuthenticationError, match="revoked"):
         client.models.list()
+
+
+def test_expired_key_is_refused_and_a_keys_limits_answer_429(stack: Stack, acme: Tenant) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply="Paris.")
+    with tenant_context(acme):
+        limited = do_create_api_key(name="one a minute", requests_per_minute=1)
+        soon = do_create_api_key(name="expires soon", expires_at=timezone.now() + dt.timedelta(seconds=2))
+    client = api_client(stack, "acme", limited.secret)
+    raw = client.chat.completions.with_raw_response.create(model="sim-model", messages=QUESTION)
+    record = recorded(acme, raw.headers["x-request-id"])
+    # The record names the key (the console shows its name), not "no user".
+    assert record is not None and record.source == f"key:{limited.api_key.prefix}" and record.user_id is None
+    with pytest.raises(openai.RateLimitError, match="This API key is sending too many requests"):
+        client.chat.completions.create(model="sim-model", messages=QUESTION)
+    expiring = api_client(stack, "acme", soon.secret)
+    assert expiring.models.list().data
+    with tenant_context(acme):
+        ApiKey.objects.filter(pk=soon.api_key.pk).update(expires_at=timezone.now())
+    with pytest.raises(openai.AuthenticationError, match="This API key has expired"):
+        expiring.models.list()
 
 
 def test_unknown_model_is_404_and_the_refusal_is_recorded(stack: Stack, acme: Tenant) -> None:

@@ -5,7 +5,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.http import Http404
@@ -28,6 +28,10 @@ class ApiKeyRejected(ValueError):
 
 class ApiKeyRevoked(Exception):
     """A genuine key that an administrator revoked."""
+
+
+class ApiKeyExpired(Exception):
+    """A genuine key past its expiry date."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,30 @@ def parse_key(key: str) -> ParsedKey | None:
     return ParsedKey(tenant_slug=parts[0], prefix=parts[1])
 
 
+MAX_KEY_LIMIT = 10**12
+
+
+def _check_limit(value: int | None, label: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_KEY_LIMIT:
+        raise ApiKeyRejected(f"{label} must be a whole number of at least 1 (or empty for no limit).")
+    return value
+
+
 @transaction.atomic
 def do_create_api_key(
-    *, name: str, models: list[str] | None = None, acting_user: User | None = None, actor_label: str = ""
+    *,
+    name: str,
+    models: list[str] | None = None,
+    acting_user: User | None = None,
+    actor_label: str = "",
+    expires_at: datetime | None = None,
+    daily_token_budget: int | None = None,
+    requests_per_minute: int | None = None,
 ) -> NewApiKey:
+    """A new key; its secret is returned once. expires_at (aware, in the future), daily_token_budget and
+    requests_per_minute are optional; the gateway's reservation enforces the limits next to the tenant's."""
     if not in_tenant_schema():
         raise RuntimeError("API keys belong to a tenant; no tenant schema is active.")
     clean_name = name.strip()
@@ -73,6 +97,10 @@ def do_create_api_key(
     unknown = [alias for alias in scoped if not is_offered(alias)]
     if unknown:
         raise ApiKeyRejected(f"Unknown model(s): {', '.join(unknown)}.")
+    if expires_at is not None and (timezone.is_naive(expires_at) or expires_at <= timezone.now()):
+        raise ApiKeyRejected("The expiry date must be in the future.")
+    daily_token_budget = _check_limit(daily_token_budget, "The daily token budget")
+    requests_per_minute = _check_limit(requests_per_minute, "Requests per minute")
     prefix = secrets.token_hex(6)
     secret = f"{KEY_SCHEME}{current_schema()}.{prefix}.{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(
@@ -81,12 +109,23 @@ def do_create_api_key(
         secret_hash=hash_key(secret),
         model_scope=scoped,
         created_by=acting_user,
+        expires_at=expires_at,
+        daily_token_budget=daily_token_budget,
+        requests_per_minute=requests_per_minute,
     )
     do_record_audit_event(
         kind="api_key.created",
         actor=acting_user,
         actor_label=actor_label,
-        details={"key_id": str(api_key.id), "name": clean_name, "prefix": prefix, "models": scoped},
+        details={
+            "key_id": str(api_key.id),
+            "name": clean_name,
+            "prefix": prefix,
+            "models": scoped,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "daily_token_budget": daily_token_budget,
+            "requests_per_minute": requests_per_minute,
+        },
     )
     return NewApiKey(api_key=api_key, secret=secret)
 
@@ -116,8 +155,8 @@ def do_revoke_api_key(api_key: ApiKey, *, acting_user: User | None = None, actor
 
 
 def authenticate_api_key(key: str) -> ApiKey | None:
-    """The key of the current tenant matching `key`, or None; ApiKeyRevoked if it was revoked.
-    Constant-time on the secret."""
+    """The key of the current tenant matching `key`, or None; ApiKeyRevoked if it was revoked,
+    ApiKeyExpired past its expiry. Constant-time on the secret."""
     parsed = parse_key(key)
     if parsed is None or parsed.tenant_slug != current_schema():
         return None
@@ -126,6 +165,8 @@ def authenticate_api_key(key: str) -> ApiKey | None:
         return None
     if api_key.revoked_at is not None:
         raise ApiKeyRevoked(api_key.prefix)
+    if api_key.is_expired:
+        raise ApiKeyExpired(api_key.prefix)
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)

@@ -24,7 +24,8 @@ from django_tenants.utils import get_public_schema_name
 from accounts.identity import IdentityRejected, check_identity_allowed_on_tenant, identity_from_claims
 from accounts.models import User
 from accounts.security import notify_security_event
-from gateway.api.actions import ApiKeyRevoked, authenticate_api_key, parse_key
+from gateway.api.actions import ApiKeyExpired, ApiKeyRevoked, authenticate_api_key, parse_key
+from gateway.policy import KeyLimits
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ class ApiCaller:
     user_id: int | None
     # Model aliases this credential may use; None: whatever the tenant allows.
     model_scope: frozenset[str] | None
+    # An API key's own limits, reserved with the tenant's on every call (None for access tokens).
+    key_limits: KeyLimits | None = None
+
+    @property
+    def source(self) -> str:
+        """ModelCall.source of this caller's calls: `key:<prefix>` for an API key (the console shows
+        the key's name), `api` for an access token (the record names its user)."""
+        return self.key_limits.source if self.key_limits is not None else "api"
 
 
 class ApiAuthFailed(Exception):
@@ -126,10 +135,19 @@ def _caller_from_key(request: HttpRequest, key: str, tenant: Tenant) -> ApiCalle
         api_key = authenticate_api_key(key)
     except ApiKeyRevoked:
         raise ApiAuthFailed(401, "This API key has been revoked.", "invalid_api_key") from None
+    except ApiKeyExpired:
+        raise ApiAuthFailed(401, "This API key has expired.", "invalid_api_key") from None
     if api_key is None:
         raise ApiAuthFailed(401, "Incorrect API key provided.", "invalid_api_key")
     scope = frozenset(api_key.model_scope) if api_key.model_scope else None
-    return ApiCaller(kind="api_key", label=f"key {api_key.prefix}", user_id=None, model_scope=scope)
+    limits = KeyLimits(
+        prefix=api_key.prefix,
+        daily_tokens=api_key.daily_token_budget,
+        requests_per_minute=api_key.requests_per_minute,
+    )
+    return ApiCaller(
+        kind="api_key", label=f"key {api_key.prefix}", user_id=None, model_scope=scope, key_limits=limits
+    )
 
 
 def authenticate_caller(request: HttpRequest, tenant: Tenant) -> ApiCaller:

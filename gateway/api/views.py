@@ -192,7 +192,8 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
             model=model,
             messages=messages,
             max_tokens=max_tokens,
-            source="api",
+            source=caller.source,
+            api_key=caller.key_limits,
         )
     except GatewayError as error:
         return _gateway_error_response(error)
@@ -241,7 +242,8 @@ def _stream_completion(
         model=model,
         messages=messages,
         max_tokens=max_tokens,
-        source="api",
+        source=caller.source,
+        api_key=caller.key_limits,
     )
     try:
         # Refusals and an unreachable provider surface before the first token: answer them with a status.
@@ -368,7 +370,8 @@ def embeddings(request: HttpRequest) -> HttpResponseBase:
             model=model,
             inputs=inputs,
             dimensions=dimensions,
-            source="api",
+            source=caller.source,
+            api_key=caller.key_limits,
         )
     except GatewayError as error:
         return _gateway_error_response(error)
