@@ -18,7 +18,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from accounts.actions import do_sync_user_from_identity
 from accounts.identity import IdentityRejected, check_identity_allowed_on_tenant, identity_from_claims
 from accounts.models import User
-from accounts.security import notify_security_event
+from accounts.security import notify_security_event, refused_identity_details
 
 LOGIN_FAILURE_REASON_KEY = "login_failure_reason"
 
@@ -46,12 +46,10 @@ class TenantOIDCBackend(OIDCAuthenticationBackend):
                 identity, tenant.schema_name, public_schema=get_public_schema_name()
             )
         except IdentityRejected as rejection:
-            notify_security_event(
-                self.request,
-                "security.sign_in_refused",
-                token_tenant=identity.tenant or "-",
-                subject=identity.subject,
+            details, ops_only = refused_identity_details(
+                self.request, claimed_tenant=identity.tenant, issuer=identity.issuer, subject=identity.subject
             )
+            notify_security_event(self.request, "security.sign_in_refused", ops_only=ops_only, **details)
             self.request.session[LOGIN_FAILURE_REASON_KEY] = str(rejection)
             return None
         return do_sync_user_from_identity(identity, is_platform=tenant.is_platform)

@@ -36,7 +36,7 @@ SHARED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django.contrib.admin",
+    "convosuite.apps.PlatformAdminConfig",  # django.contrib.admin with our site (convosuite/admin_site.py)
     "mozilla_django_oidc",
     "django_htmx",
     "console",  # tenant admin console: views and template filters only, no models

@@ -23,7 +23,7 @@ from django_tenants.utils import get_public_schema_name
 
 from accounts.identity import IdentityRejected, check_identity_allowed_on_tenant, identity_from_claims
 from accounts.models import User
-from accounts.security import notify_security_event
+from accounts.security import notify_security_event, refused_identity_details
 from gateway.api.actions import ApiKeyExpired, ApiKeyRevoked, authenticate_api_key, parse_key
 from gateway.policy import KeyLimits
 from tenants.models import Tenant
@@ -112,12 +112,10 @@ def _caller_from_token(request: HttpRequest, token: str, tenant: Tenant) -> ApiC
     try:
         check_identity_allowed_on_tenant(identity, tenant.schema_name, public_schema=get_public_schema_name())
     except IdentityRejected as rejection:
-        notify_security_event(
-            request,
-            "security.api_token_refused",
-            token_tenant=identity.tenant or "-",
-            subject=identity.subject,
+        details, ops_only = refused_identity_details(
+            request, claimed_tenant=identity.tenant, issuer=identity.issuer, subject=identity.subject
         )
+        notify_security_event(request, "security.api_token_refused", ops_only=ops_only, **details)
         raise ApiAuthFailed(403, str(rejection), "wrong_tenant") from None
     user = User.objects.filter(issuer=identity.issuer, subject=identity.subject).only("pk").first()
     client = str(claims.get("client_id") or identity.subject)
@@ -129,7 +127,13 @@ def _caller_from_token(request: HttpRequest, token: str, tenant: Tenant) -> ApiC
 def _caller_from_key(request: HttpRequest, key: str, tenant: Tenant) -> ApiCaller:
     parsed = parse_key(key)
     if parsed is not None and parsed.tenant_slug != tenant.schema_name:
-        notify_security_event(request, "security.api_key_wrong_tenant", key_tenant=parsed.tenant_slug[:63])
+        # The prefix names a tenant (or is made up): the tenant here learns only that it is not its own.
+        notify_security_event(
+            request,
+            "security.api_key_wrong_tenant",
+            origin="another organisation",
+            ops_only={"key_tenant": parsed.tenant_slug[:63]},
+        )
         raise ApiAuthFailed(403, "This API key belongs to another organisation.", "wrong_tenant")
     try:
         api_key = authenticate_api_key(key)
