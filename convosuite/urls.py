@@ -4,8 +4,10 @@ gateway.api.auth.api_view (tested in test_access_rules)."""
 from django.urls import include, path
 
 from accounts import views as account_views
+from convosuite.site_files import favicon
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("", account_views.tenant_root, name="root"),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("", include("evidence.urls")),

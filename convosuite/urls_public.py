@@ -7,6 +7,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from accounts.access import public_view
+from convosuite.site_files import favicon
 
 # Platform staff sign in through the identity provider too; the admin's own password form is not offered.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
@@ -19,6 +20,7 @@ def landing(request):  # type: ignore[no-untyped-def]
 
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("", landing, name="landing"),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("", include("evidence.urls")),

@@ -5,8 +5,10 @@ Local, test and production modules override only what differs; production never 
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 
 # One BLAS thread per process, set before numpy loads (knowledge/minilm.py): web and worker processes
 # already run one per core, and OpenBLAS's spinning threads collapse under CPU contention (measured: the
@@ -67,6 +69,8 @@ MIDDLEWARE = [
     # A frozen tenant (incident) is read-only: any write on its domain is refused with 423.
     "tenants.middleware.FrozenTenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,6 +139,27 @@ OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
 OIDC_STORE_ID_TOKEN = True  # sent back as id_token_hint when signing out at the provider
 OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
 OIDC_OP_LOGOUT_URL_METHOD = "accounts.oidc.provider_logout_url"
+
+# --- Content-Security-Policy (django-csp 4) ----------------------------------------------------------
+# https://django-csp.readthedocs.io/en/latest/configuration.html ; docs/development.md ("Front end").
+# Strict: scripts and styles only from our own static files (no inline <script>, <style>, style="" or
+# on*= handlers, no eval: htmx runs with allowEval off), nothing loaded from another origin. Signing out
+# posts to /oidc/logout/, which redirects to the identity provider: form-action must allow its origin.
+_OIDC_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(OIDC_OP_END_SESSION_ENDPOINT))
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, _OIDC_ORIGIN],
+    }
+}
 LOGIN_URL = "oidc_authentication_init"
 LOGIN_REDIRECT_URL = "/"
 LOGIN_REDIRECT_URL_FAILURE = "/login-failed/"

@@ -39,4 +39,30 @@
   });
 
   MOBILE.addEventListener("change", function (e) { if (!e.matches) setSidebar(false); });
+
+  // <form data-confirm="Question?">: asks before submitting (instead of an inline onsubmit, refused by the CSP).
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
+  });
+
+  // <form data-reset-on-success data-clear="#id">: an htmx form emptied after a successful request, and the
+  // element named by data-clear (an error box) cleared with it.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (!e.detail.successful || !form.matches || !form.matches("form[data-reset-on-success]")) return;
+    form.reset();
+    var box = form.dataset.clear && document.querySelector(form.dataset.clear);
+    if (box) box.textContent = "";
+  });
+
+  // Sizes and positions given as data-width / data-left (percent): set through the CSSOM, because the CSP
+  // refuses style="" attributes in the markup.
+  function applyGeometry(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll("[data-width]").forEach(function (el) { el.style.width = el.dataset.width + "%"; });
+    root.querySelectorAll("[data-left]").forEach(function (el) { el.style.left = el.dataset.left + "%"; });
+  }
+  if (window.htmx) htmx.onLoad(applyGeometry);
+  else document.addEventListener("DOMContentLoaded", function () { applyGeometry(document); });
 })();
