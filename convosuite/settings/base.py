@@ -32,6 +32,7 @@ SHARED_APPS = [
     "keys",
     "evidence",
     "catalogue",  # the platform's model catalogue and prices (edited in the platform admin)
+    "incidents",  # platform incidents: records, timelines, notifications, status page (docs/playbooks/)
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "accounts",
