@@ -51,5 +51,14 @@ class ProviderUnavailable(GatewayError):
     code = "provider_unavailable"
 
 
+class StopRequested(GatewayError):
+    """The caller asked this call's stream to stop (gateway.policy.request_stop). Streams only: it ends the
+    stream as cut off, never reaches an HTTP client as an error."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "stopped"
+
+
 class TenantContextError(RuntimeError):
     """A model call was attempted outside the tenant it claims to be for. A bug, never a user error."""

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from gateway import store
 from gateway.config import UnknownModelError, get_model_route
-from gateway.errors import BudgetExceeded, KillSwitchOn, ModelNotAllowed, RateLimited
+from gateway.errors import BudgetExceeded, KillSwitchOn, ModelNotAllowed, RateLimited, StopRequested
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,10 @@ def check_kill_switch(tenant_schema: str) -> None:
     stream chunks."""
     policy_key = f"{store.tenant_prefix(tenant_schema)}:policy"
     kill, reason = store.client().hmget(policy_key, ["kill", "kill_reason"])
+    _raise_if_killed(tenant_schema, kill, reason)
+
+
+def _raise_if_killed(tenant_schema: str, kill: Any, reason: Any) -> None:
     if kill is None:
         policy = load_policy(tenant_schema)
         if policy.kill_switch:
@@ -169,6 +173,37 @@ def check_kill_switch(tenant_schema: str) -> None:
         return
     if store.decode(kill) == "1":
         raise kill_switch_error(store.decode(reason or b""))
+
+
+# A stop request outlives any stream it could stop (streams are bounded by the task time limit).
+STOP_REQUEST_TTL_SECONDS = 3600
+
+
+def _stop_key(tenant_schema: str, request_id: uuid.UUID) -> str:
+    return f"{store.tenant_prefix(tenant_schema)}:stop:{request_id}"
+
+
+def request_stop(tenant_schema: str, request_id: uuid.UUID) -> None:
+    """Ask the stream of one call to stop (a person pressed Stop). Like the kill switch, but for one request
+    id: whichever worker streams it sees the flag between chunks and ends the call as cut off, keeping what
+    was produced (recorded and settled as usual)."""
+    store.client().set(_stop_key(tenant_schema, request_id), "1", ex=STOP_REQUEST_TTL_SECONDS)
+
+
+def stop_requested(tenant_schema: str, request_id: uuid.UUID) -> bool:
+    return bool(store.client().exists(_stop_key(tenant_schema, request_id)))
+
+
+def check_stream_may_continue(tenant_schema: str, request_id: uuid.UUID) -> None:
+    """Between stream chunks: KillSwitchOn if the tenant's kill switch is on, else StopRequested if this
+    call was asked to stop. One Redis round trip, like check_kill_switch alone."""
+    pipe = store.client().pipeline(transaction=False)
+    pipe.hmget(f"{store.tenant_prefix(tenant_schema)}:policy", ["kill", "kill_reason"])
+    pipe.exists(_stop_key(tenant_schema, request_id))
+    (kill, reason), stop = pipe.execute()
+    _raise_if_killed(tenant_schema, kill, reason)
+    if stop:
+        raise StopRequested("Stopped.")
 
 
 # --- calendar --------------------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ It follows the same protocol as gateway.service.complete (and shares its code):
 2. policy: allow-list, kill switch, rate limits, budget reservation of the worst case;
 3. open the provider stream along the tenant's fallback chain (LiteLLM Router, circuit breaker). Failover
    happens only while opening the stream: once a model streams, a failure mid-way ends the answer;
-4. pass tokens on, checking the kill switch between chunks (a cut stream is recorded as cut_off);
-5. when the stream ends (finished, failed, cut off by the kill switch or by the caller closing the
-   iterator) complete the record, settle (or release) the reservation, and only then yield the final event.
+4. pass tokens on, checking between chunks the kill switch and a stop request for this request id
+   (policy.request_stop: the chat's Stop button); a cut stream is recorded as cut_off;
+5. when the stream ends (finished, failed, cut off by the kill switch, a stop request or the caller closing
+   the iterator) complete the record, settle (or release) the reservation, and only then yield the final
+   event.
 
 Errors before the first token (refusals, provider down) are raised as GatewayError, so an HTTP caller can
 still answer with a status code. Once tokens have flowed, a failure ends the stream with an "end" event that
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from gateway import policy
 from gateway.config import ModelRoute
-from gateway.errors import GatewayError, KillSwitchOn, ProviderUnavailable
+from gateway.errors import GatewayError, KillSwitchOn, ProviderUnavailable, StopRequested
 from gateway.models import ModelCall
 from gateway.routing import AllProvidersFailed, call_chain
 from gateway.service import (
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 CLIENT_GONE = "The client closed the stream before it ended."
 STREAM_BROKEN = "The assistant stopped answering before it finished. Please try again."
 KILL_SWITCH_PREFIX = "kill switch: "
+STOPPED_DETAIL = "Stopped at the caller's request."
 
 
 @dataclass(frozen=True)
@@ -147,10 +150,13 @@ def stream(
                     attempt.ttft_ms = _elapsed_ms(started)
                 attempt.pieces.append(text)
                 yield StreamEvent(kind="token", text=text)
-            # Between chunks, so that an administrator's kill switch stops a long answer within one token.
-            policy.check_kill_switch(tenant_schema)
+            # Between chunks, so that an administrator's kill switch, or the person pressing Stop, ends a long
+            # answer within one token.
+            policy.check_stream_may_continue(tenant_schema, request_id)
     except KillSwitchOn as cut:
         attempt.stop(ModelCall.Status.CUT_OFF, cut, KillSwitchOn.code, KILL_SWITCH_PREFIX + cut.user_message)
+    except StopRequested as stopped:
+        attempt.stop(ModelCall.Status.CUT_OFF, stopped, StopRequested.code, STOPPED_DETAIL)
     except GeneratorExit:
         # The caller stopped reading (a browser or API client went away): record what was produced, then stop.
         _close_provider_stream(response)
@@ -304,6 +310,8 @@ def _replay(previous: ModelCall) -> Iterator[StreamEvent]:
     if previous.status == ModelCall.Status.CUT_OFF and previous.error_code == KillSwitchOn.code:
         kill_message = previous.error.rsplit(KILL_SWITCH_PREFIX, 1)[-1]
         error = KillSwitchOn(kill_message, call=previous)
+    elif previous.status == ModelCall.Status.CUT_OFF and previous.error_code == StopRequested.code:
+        error = StopRequested("Stopped.", call=previous)
     elif previous.status == ModelCall.Status.ERROR:
         error = ProviderUnavailable(STREAM_BROKEN, call=previous)
     yield StreamEvent(kind="end", result=_result_from_record(previous, error))
