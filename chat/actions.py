@@ -11,7 +11,9 @@ from django.utils import timezone
 from accounts.models import User
 from chat.live import ReplyPublisher
 from chat.models import Conversation, Message
+from convosuite import faults
 from convosuite.log_redaction import remember_sensitive_text
+from gateway import screening
 from gateway.errors import GatewayError
 from gateway.models import ModelCall
 from gateway.policy import default_model_for_tenant
@@ -135,27 +137,31 @@ def do_generate_assistant_reply(message_id: uuid.UUID) -> None:
     system_prompt = agent.system_prompt if agent else settings.CHAT_SYSTEM_PROMPT
     remember_sensitive_text(system_prompt)
     result: StreamResult | None = None
-    messages = _history_for_model(message, system_prompt)
+    # The tenant's secret canary marker travels with its system text (gateway.screening).
+    messages = _history_for_model(message, screening.plant(system_prompt, "prompt"))
     question = messages[-1]["content"] if messages[-1]["role"] == Message.Role.USER else ""
     # Passages from the tenant's knowledge bases, as delimited quoted context after the instructions.
     context_messages, citations = build_context_messages(
         message.conversation, question, agent.knowledge_base_ids if agent else None
     )
     messages = [messages[0], *context_messages, *messages[1:]]
+    model = agent.model if agent else default_model_for_tenant(tenant_schema)
     try:
-        for event in stream(
-            tenant_schema=tenant_schema,
-            request_id=message.request_id,
-            user_id=message.conversation.owner_id,
-            model=agent.model if agent else default_model_for_tenant(tenant_schema),
-            messages=messages,
-            max_tokens=agent.max_tokens if agent else None,
-            source="chat",
-        ):
-            if event.kind == "token":
-                publisher.token(event.text)
-            else:
-                result = event.result
+        # Rehearsals only (convosuite/faults.py): the call may be mis-routed to another tenant.
+        with faults.model_call_tenant(tenant_schema) as call_tenant:
+            for event in stream(
+                tenant_schema=call_tenant,
+                request_id=message.request_id,
+                user_id=message.conversation.owner_id,
+                model=model,
+                messages=messages,
+                max_tokens=agent.max_tokens if agent else None,
+                source="chat",
+            ):
+                if event.kind == "token":
+                    publisher.token(event.text)
+                else:
+                    result = event.result
     except GatewayError as failure:
         message.status = Message.Status.FAILED
         message.error_for_user = failure.user_message[:500]

@@ -62,3 +62,16 @@ class StopRequested(GatewayError):
 
 class TenantContextError(RuntimeError):
     """A model call was attempted outside the tenant it claims to be for. A bug, never a user error."""
+
+
+class CrossTenantBlocked(GatewayError):
+    """Another tenant's canary marker was found in the call (gateway.screening): stopped before the text
+    reached anyone. The platform's security team has an incident for it (reference)."""
+
+    status_code = 403
+    error_type = "permission_error"
+    code = "security_blocked"
+
+    def __init__(self, user_message: str, *, call: Any = None, reference: str = "") -> None:
+        super().__init__(user_message, call=call)
+        self.reference = reference

@@ -37,6 +37,7 @@ from audit.chain import (
 )
 from audit.models import ChainCheckpoint, RedactionPolicy
 from evidence.signing import platform_key
+from gateway import screening
 from gateway.models import ModelCall
 from gateway.specs import MODEL_CALLS
 from keys.crypto import bulk_decryptor
@@ -228,6 +229,21 @@ def _select_sql() -> str:
     return f"SELECT {', '.join(selected)} FROM {table} WHERE seq BETWEEN %s AND %s ORDER BY seq"  # noqa: S608
 
 
+def _write_screened(
+    records: Any, digest: Any, buffer: list[str], tenant_schema: str
+) -> screening.Screening | None:
+    """Write the buffered lines unless they carry another tenant's marker (then return the screening)."""
+    text = "".join(buffer)
+    buffer.clear()
+    screened = screening.screen(tenant_schema, [text])
+    if screened.foreign:
+        return screened
+    chunk = text.encode("utf-8")
+    records.write(chunk)
+    digest.update(chunk)
+    return None
+
+
 def write_model_call_export(
     *,
     out_path: str,
@@ -249,6 +265,10 @@ def write_model_call_export(
 
     records_digest = hashlib.sha256()
     count, first_hash, last_hash, first_seq_seen = 0, None, None, None
+    # Another tenant's canary marker in what is about to leave: stop writing (reported after the transaction,
+    # so the incident is not rolled back with it).
+    blocked: screening.Screening | None = None
+    tenant_schema = current_schema()
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     partial = f"{out_path}.part"
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
@@ -269,16 +289,25 @@ def write_model_call_export(
                     last_hash = line.record_hash
                     count += 1
                     if len(buffer) >= 2000:
-                        chunk = "".join(buffer).encode("utf-8")
-                        records.write(chunk)
-                        records_digest.update(chunk)
-                        buffer.clear()
+                        blocked = _write_screened(records, records_digest, buffer, tenant_schema)
+                        if blocked:
+                            break
                     if progress and count % PROGRESS_EVERY == 0:
                         progress(count, total)
-                if buffer:
-                    chunk = "".join(buffer).encode("utf-8")
-                    records.write(chunk)
-                    records_digest.update(chunk)
+                if buffer and not blocked:
+                    blocked = _write_screened(records, records_digest, buffer, tenant_schema)
+        if blocked:
+            archive.close()
+            os.remove(partial)
+            raise screening.block(
+                screening.HitReport(
+                    tenant_schema=tenant_schema,
+                    where=screening.EXPORT,
+                    findings=blocked.foreign,
+                    source="model-call export",
+                    details={"export_file": os.path.basename(out_path), "exported_by": exported_by},
+                )
+            )
 
         key = platform_key()
         tenant = Tenant.objects.get(schema_name=current_schema())

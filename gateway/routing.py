@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from gateway import breaker
+from gateway import breaker, hooks
 from gateway.config import ModelRoute, get_model_route, priced_routes
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,11 @@ def call_chain(
             errors.append(f"{alias}: {summary}")
             if breaker.record_failure(alias, summary) == "open":
                 logger.warning("circuit opened model=%s error=%s", alias, type(failure).__name__)
+                hooks.breaker_changed(alias, "open")
             continue
         if not state.is_clean:
             breaker.record_success(alias)
+            if state.opened_until:
+                hooks.breaker_changed(alias, "closed")
         return RoutedResponse(response, route, position > 0, errors)
     raise AllProvidersFailed(errors)

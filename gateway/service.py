@@ -30,10 +30,12 @@ from django.db.models import Field, JSONField
 from django.utils import timezone
 
 from audit.chain import seal_in_chain
+from gateway import hooks, screening
 from gateway import policy as gateway_policy
 from gateway.config import CHAT_KIND, EMBEDDING_KIND, model_kind
 from gateway.errors import (
     BudgetExceeded,
+    CrossTenantBlocked,
     GatewayError,
     KillSwitchOn,
     ModelNotAllowed,
@@ -62,7 +64,15 @@ __all__ = [
 
 INTERRUPTED_MESSAGE = "The assistant was interrupted while answering this message. Please send it again."
 _ERROR_TYPES: dict[str, type[GatewayError]] = {
-    cls.code: cls for cls in (ModelNotAllowed, KillSwitchOn, RateLimited, BudgetExceeded, ProviderUnavailable)
+    cls.code: cls
+    for cls in (
+        ModelNotAllowed,
+        KillSwitchOn,
+        RateLimited,
+        BudgetExceeded,
+        ProviderUnavailable,
+        CrossTenantBlocked,
+    )
 }
 
 
@@ -126,6 +136,8 @@ def _check_tenant_context(tenant_schema: str) -> None:
 def error_for_record(call: ModelCall) -> GatewayError:
     """The error a finished, failed call answers with, again (a redelivery gets what the first got)."""
     error_type = _ERROR_TYPES.get(call.error_code)
+    if call.error_code == CrossTenantBlocked.code:
+        return CrossTenantBlocked(call.error, call=call)
     if call.status == ModelCall.Status.REFUSED and error_type is not None:
         return error_type(call.error, call=call)
     if call.error_code == "interrupted":
@@ -171,7 +183,12 @@ def begin_call(
     kind: "chat" (max_tokens capped by the chain and always sent) or "embedding" (nothing generated).
     api_key: the limits of the API key the call is made with (the tenant API), reserved with the tenant's."""
     _check_tenant_context(tenant_schema)
-    call_id = _claim(request_id, user_id, model, messages, source)
+    # Before anything is written or sent: another tenant's marker in the prompt stops the call here.
+    screened = screening.screen(tenant_schema, screening.screen_messages(messages))
+    if screened.foreign:
+        _block_prompt(tenant_schema, request_id, user_id, model, source, screened)
+        return None  # an earlier delivery blocked and reported it: settled_record answers
+    call_id = _claim(request_id, user_id, model, screening.messages_for_record(messages, screened), source)
     if call_id is None:
         return None
     try:
@@ -205,6 +222,9 @@ def begin_call(
             model,
             refusal.code,
         )
+        hooks.call_observed(
+            hooks.CallObserved(tenant_schema, source, user_id, model, refused_code=refusal.code)
+        )
         finish_record(
             call_id, status=ModelCall.Status.REFUSED, error_code=refusal.code, error=refusal.user_message
         )
@@ -220,7 +240,42 @@ def begin_call(
             error="The budget and policy store could not be reached; the call was not made.",
         )
         raise ProviderUnavailable(UNAVAILABLE_MESSAGE, call=ModelCall.objects.get(id=call_id)) from None
+    # Listeners above the gateway (the anomaly watch) see every call that passed the policy.
+    hooks.call_observed(hooks.CallObserved(tenant_schema, source, user_id, model, tokens=reservation.tokens))
     return ClaimedCall(call_id, tenant_schema, request_id, model, chain, call_max_tokens, reservation)
+
+
+def _block_prompt(
+    tenant_schema: str,
+    request_id: uuid.UUID,
+    user_id: int | None,
+    model: str,
+    source: str,
+    screened: screening.Screening,
+) -> None:
+    """Record the blocked call as refused, its prompt withheld (it carries another tenant's data), and raise.
+    The record names no user: a call carrying another tenant's data may carry that tenant's user id too (the
+    incident keeps the id the caller passed). A redelivery finds the record and gets the same refusal."""
+    call_id = _claim(request_id, None, model, [{"role": "system", "content": screening.WITHHELD}], source)
+    if call_id is None:
+        return
+    blocked = screening.block(
+        screening.HitReport(
+            tenant_schema=tenant_schema,
+            where=screening.PROMPT,
+            findings=screened.foreign,
+            request_id=str(request_id),
+            user_id=user_id,
+            model=model,
+            source=source,
+            details={"call_id": str(call_id)},
+        )
+    )
+    finish_record(
+        call_id, status=ModelCall.Status.REFUSED, error_code=blocked.code, error=blocked.user_message
+    )
+    blocked.call = ModelCall.objects.get(id=call_id)
+    raise blocked
 
 
 def fail_call(
@@ -296,6 +351,11 @@ def complete(
     usage = response.usage
     tokens_in, tokens_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
     cost = routed.route.cost(tokens_in, tokens_out)
+    answer = screening.screen(tenant_schema, [text, *(json.dumps(call) for call in tool_calls)])
+    if answer.foreign:
+        raise _block_answer(claimed, routed, answer, tokens_in, tokens_out, cost, latency_ms)
+    if answer.own:
+        text = screening.strip_canaries(text)
     fields: dict[str, Any] = {
         "model_served": str(response.model or ""),
         "model_alias_served": routed.route.alias,
@@ -343,6 +403,49 @@ def complete(
         fallback_taken=routed.fallback_taken,
         tool_calls=tool_calls,
     )
+
+
+def _block_answer(
+    claimed: ClaimedCall,
+    routed: Any,
+    answer: screening.Screening,
+    tokens_in: int,
+    tokens_out: int,
+    cost: Decimal,
+    latency_ms: int,
+) -> CrossTenantBlocked:
+    """The provider's answer carries another tenant's marker: record the call with the answer withheld, settle
+    what the provider used, report, and return the error to raise instead of the answer."""
+    blocked = screening.block(
+        screening.HitReport(
+            tenant_schema=claimed.tenant_schema,
+            where=screening.RESPONSE,
+            findings=answer.foreign,
+            request_id=str(claimed.request_id),
+            model=claimed.model,
+            details={"call_id": str(claimed.call_id), "model_served": routed.route.alias},
+        )
+    )
+    finish_record(
+        claimed.call_id,
+        status=ModelCall.Status.ERROR,
+        error_code=blocked.code,
+        error=blocked.user_message,
+        response=screening.WITHHELD,
+        model_alias_served=routed.route.alias,
+        fallback_taken=routed.fallback_taken,
+        provider=routed.route.provider,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost=cost,
+        latency_ms=latency_ms,
+        max_tokens=claimed.max_tokens,
+    )
+    settle_or_leave_to_expiry(
+        gateway_policy.settle, claimed.reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
+    )
+    blocked.call = ModelCall.objects.get(id=claimed.call_id)
+    return blocked
 
 
 def settle_or_leave_to_expiry(action: Any, reservation: gateway_policy.Reservation, **usage: Any) -> None:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from gateway import policy
+from gateway import policy, screening
 from gateway.config import ModelRoute
-from gateway.errors import GatewayError, KillSwitchOn, ProviderUnavailable, StopRequested
+from gateway.errors import CrossTenantBlocked, GatewayError, KillSwitchOn, ProviderUnavailable, StopRequested
 from gateway.models import ModelCall
 from gateway.routing import AllProvidersFailed, call_chain
 from gateway.service import (
@@ -135,6 +135,8 @@ def stream(
         raise fail_call(claimed, failure, started) from failure
     response: Any = routed.response
     attempt = _Attempt(claimed, routed.route, routed.fallback_taken, routed.errors, messages, started)
+    # Text is passed on only once it cannot be the start of another tenant's marker (gateway.screening).
+    guard = screening.StreamScreen(tenant_schema)
 
     try:
         for chunk in response:
@@ -146,6 +148,11 @@ def stream(
                 text = getattr(choice.delta, "content", None) or ""
                 if not text:
                     continue
+                text, screened = guard.feed(text)
+                if screened.foreign:
+                    raise attempt.block(screened)
+                if not text:
+                    continue
                 if attempt.ttft_ms is None:
                     attempt.ttft_ms = _elapsed_ms(started)
                 attempt.pieces.append(text)
@@ -153,6 +160,12 @@ def stream(
             # Between chunks, so that an administrator's kill switch, or the person pressing Stop, ends a long
             # answer within one token.
             policy.check_stream_may_continue(tenant_schema, request_id)
+        rest = guard.finish()
+        if rest:
+            attempt.pieces.append(rest)
+            yield StreamEvent(kind="token", text=rest)
+    except CrossTenantBlocked as blocked:
+        attempt.stop(ModelCall.Status.CUT_OFF, blocked, blocked.code, blocked.user_message)
     except KillSwitchOn as cut:
         attempt.stop(ModelCall.Status.CUT_OFF, cut, KillSwitchOn.code, KILL_SWITCH_PREFIX + cut.user_message)
     except StopRequested as stopped:
@@ -221,18 +234,34 @@ class _Attempt:
         self.error: GatewayError | None = None
         self.error_code = ""
         self.error_detail = ""
+        # Another tenant's marker came back: the answer is not recorded nor returned (only its usage).
+        self.withheld = False
+
+    def block(self, screened: screening.Screening) -> CrossTenantBlocked:
+        self.withheld = True
+        return screening.block(
+            screening.HitReport(
+                tenant_schema=self.claimed.tenant_schema,
+                where=screening.RESPONSE,
+                findings=screened.foreign,
+                request_id=str(self.claimed.request_id),
+                model=self.claimed.model,
+                details={"call_id": str(self.claimed.call_id), "model_served": self.route.alias},
+            )
+        )
 
     def stop(self, status: str, error: GatewayError | None, error_code: str, detail: str) -> None:
         self.status, self.error, self.error_code, self.error_detail = status, error, error_code, detail
 
     def record(self) -> StreamResult:
         """Complete the record, then settle the reservation to what was actually used."""
-        text = "".join(self.pieces)
+        produced = "".join(self.pieces)
+        text = "" if self.withheld else produced
         if self.usage is not None:
             tokens_in, tokens_out = int(self.usage.prompt_tokens or 0), int(self.usage.completion_tokens or 0)
         else:
             tokens_in = count_prompt_tokens(self.route, self.messages)
-            tokens_out = count_text_tokens(self.route, text)
+            tokens_out = count_text_tokens(self.route, produced)
         cost = self.route.cost(tokens_in, tokens_out)
         latency_ms = _elapsed_ms(self.started)
         detail = "; ".join(
@@ -245,7 +274,7 @@ class _Attempt:
             model_alias_served=self.route.alias,
             fallback_taken=self.fallback_taken,
             provider=self.route.provider,
-            response=text,
+            response=screening.WITHHELD if self.withheld else text,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost=cost,
@@ -301,7 +330,10 @@ def _result_from_record(record: ModelCall, error: GatewayError | None) -> Stream
 
 def _replay(previous: ModelCall) -> Iterator[StreamEvent]:
     """Idempotent by request id: a redelivered task gets the recorded answer, the provider is not re-called.
-    A call that failed before any token (refused, provider down, interrupted) raises its error again."""
+    A call that failed before any token (refused, provider down, interrupted) raises its error again, and so
+    does one whose answer was withheld by the cross-tenant screen."""
+    if previous.error_code == CrossTenantBlocked.code:
+        raise error_for_record(previous)
     if previous.status in (ModelCall.Status.REFUSED, ModelCall.Status.ERROR) and not previous.response:
         raise error_for_record(previous)
     if previous.response:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audit.models import AuditExport
 from chat.tasks import requires_tenant_context, send_to_every_tenant
+from gateway.errors import CrossTenantBlocked
 
 logger = logging.getLogger(__name__)
 EXPORT_TIME_LIMIT = 3660
@@ -83,6 +84,12 @@ def build_model_call_export(tenant_schema: str, export_id: str) -> None:
             exported_by=export.requested_by_label or "unknown",
             progress=progress,
         )
+    except CrossTenantBlocked as blocked:
+        # Another tenant's data in this tenant's records: the platform has an incident; nothing was written.
+        AuditExport.objects.filter(id=export.id).update(
+            status=AuditExport.Status.FAILED, error=blocked.user_message[:500], finished_at=timezone.now()
+        )
+        return
     except Exception as failure:
         logger.exception("audit export failed tenant=%s export_id=%s", tenant_schema, export_id)
         AuditExport.objects.filter(id=export.id).update(

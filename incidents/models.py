@@ -148,3 +148,104 @@ class IncidentNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient or self.audience}: {self.subject}"
+
+
+class Canary(models.Model):
+    """A tenant's secret marker (gateway.screening): planted where its data leaves its schema for a model,
+    looked for in every other tenant's prompts, answers, retrieval results and exports. Never shown to anyone;
+    retired markers are still looked for (older data carries them)."""
+
+    class Kind(models.TextChoices):
+        PROMPT = "prompt", "Prompt system text"
+        KNOWLEDGE = "knowledge", "Knowledge-base context"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tenant_id", "kind", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind"],
+                condition=models.Q(retired_at__isnull=True),
+                name="canary_one_active_per_tenant_and_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        # The token is a secret: never in a string that may reach a log or a page.
+        return f"canary #{self.pk} ({self.kind})"
+
+
+class ServiceState(models.TextChoices):
+    OPERATIONAL = "operational", "Operational"
+    DEGRADED = "degraded", "Degraded"
+    OUTAGE = "outage", "Outage"
+    MAINTENANCE = "maintenance", "Maintenance"
+
+
+class ModelStatus(models.Model):
+    """What the public status page says about one catalogue model, now. `state` follows the circuit breaker
+    (incidents.status.sync_model_statuses); a platform admin may pin `override` (e.g. maintenance) and write a
+    public note, both shown until cleared."""
+
+    alias = models.CharField(max_length=128, unique=True)
+    provider = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16, choices=ServiceState.choices, default=ServiceState.OPERATIONAL)
+    since = models.DateTimeField(default=timezone.now)
+    override = models.CharField(max_length=16, choices=ServiceState.choices, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "alias"]
+
+    def __str__(self) -> str:
+        return f"{self.alias}: {self.shown_state}"
+
+    @property
+    def shown_state(self) -> str:
+        return self.override or self.state
+
+
+class StatusChange(models.Model):
+    """The history the status page draws: every change of a model's shown state, and every public note."""
+
+    class Source(models.TextChoices):
+        BREAKER = "breaker", "Circuit breaker"
+        ADMIN = "admin", "Platform admin"
+
+    alias = models.CharField(max_length=128, db_index=True)
+    provider = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    state = models.CharField(max_length=16, choices=ServiceState.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    note = models.CharField(max_length=500, blank=True)
+    actor_label = models.CharField(max_length=255, blank=True)
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="status_changes"
+    )
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.alias} {self.state}"
+
+
+class PostMortem(models.Model):
+    """The review of an incident, prefilled from the records (timeline, affected tenants, call counts) and then
+    edited by platform admins."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="post_mortem")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    figures = models.JSONField(default=dict, blank=True)
+    body = models.TextField()
+    edited_by = models.CharField(max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"post-mortem of {self.incident.reference}"

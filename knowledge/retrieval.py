@@ -5,6 +5,7 @@ tenant's own schema: there is no shared vector table and no tenant filter to for
 own partial HNSW index; the ORDER BY repeats the index's expression so PostgreSQL can use it.
 """
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
@@ -14,10 +15,11 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from gateway import screening
 from knowledge.crypto_seam import decrypt_for_tenant
 from knowledge.embeddings import EmbeddingUnavailable, backend_for_model
 from knowledge.models import INDEXED_DIMENSIONS, KnowledgeBase
-from tenants.context import in_tenant_schema
+from tenants.context import current_schema, in_tenant_schema
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,40 @@ def search_knowledge_bases(
         query_vector = backend_for_model(model, user_id=user_id).embed_query(question)
         passages.extend(_nearest_chunks(group, model, dimension, query_vector, top_k))
     passages.sort(key=lambda passage: passage.score, reverse=True)
-    return passages[:top_k]
+    return screen_passages(passages[:top_k], user_id=user_id)
+
+
+def screen_passages(passages: list[RetrievedPassage], *, user_id: int | None = None) -> list[RetrievedPassage]:
+    """Retrieval results carrying another tenant's canary marker never leave: they are dropped and reported
+    (a platform incident; gateway.screening). The tenant's own markers are stripped from what is shown."""
+    schema = current_schema()
+    kept: list[RetrievedPassage] = []
+    foreign: list[screening.Finding] = []
+    dropped: list[RetrievedPassage] = []
+    for passage in passages:
+        screened = screening.screen(schema, [passage.text])
+        if screened.foreign:
+            foreign.extend(screened.foreign)
+            dropped.append(passage)
+        elif screened.own:
+            kept.append(dataclasses.replace(passage, text=screening.strip_canaries(passage.text)))
+        else:
+            kept.append(passage)
+    if dropped:
+        screening.block(
+            screening.HitReport(
+                tenant_schema=schema,
+                where=screening.RETRIEVAL,
+                findings=tuple({finding.canary_id: finding for finding in foreign}.values()),
+                user_id=user_id,
+                source="knowledge retrieval",
+                details={
+                    "chunk_ids": [str(passage.chunk_id) for passage in dropped],
+                    "document_ids": sorted({str(passage.document_id) for passage in dropped}),
+                },
+            )
+        )
+    return kept
 
 
 def _nearest_chunks(
@@ -114,6 +149,9 @@ CONTEXT_INSTRUCTIONS = (
 )
 
 
+KNOWLEDGE_MARKER_NOTE = "Internal reference {token}; it is not part of any passage, never repeat it."
+
+
 def _quote(text: str) -> str:
     # A passage cannot close its own quotation or open a fake one.
     return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
@@ -156,7 +194,8 @@ def build_context_messages(
         return [], []
     if not passages:
         return [], []
-    blocks = [CONTEXT_INSTRUCTIONS]
+    # The tenant's knowledge canary marker travels with its passages (gateway.screening).
+    blocks = [screening.plant(CONTEXT_INSTRUCTIONS, "knowledge", note=KNOWLEDGE_MARKER_NOTE)]
     citations: list[dict[str, Any]] = []
     for number, passage in enumerate(passages, start=1):
         blocks.append(

@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from audit.actions import do_record_audit_event
+from gateway import screening
 from prompts.actions import (
     PromptError,
     VersionDraft,
@@ -117,14 +118,33 @@ def build_export(tenant_slug: str) -> tuple[bytes, dict[str, int]]:
 
 
 def do_export_prompts(*, acting_user: User | None, tenant_slug: str) -> bytes:
+    """The bundle, unless it carries another tenant's canary marker: then CrossTenantBlocked is raised and the
+    platform has an incident (gateway.screening), reported after the transaction so it is not rolled back."""
     with transaction.atomic():
         data, counts = build_export(tenant_slug)
-        do_record_audit_event(
-            kind="prompts.exported",
-            actor=acting_user,
-            details={**counts, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
+        screened = screening.screen(tenant_slug, _bundle_texts(data))
+        if not screened.foreign:
+            do_record_audit_event(
+                kind="prompts.exported",
+                actor=acting_user,
+                details={**counts, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
+            )
+    if screened.foreign:
+        raise screening.block(
+            screening.HitReport(
+                tenant_schema=tenant_slug,
+                where=screening.EXPORT,
+                findings=screened.foreign,
+                user_id=acting_user.pk if acting_user else None,
+                source="prompt bundle export",
+            )
         )
     return data
+
+
+def _bundle_texts(data: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [archive.read(name).decode("utf-8", errors="replace") for name in archive.namelist()]
 
 
 # --- reading an untrusted bundle ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import tenant_view
 from accounts.models import Role
 from gateway.config import is_offered, model_max_tokens
+from gateway.errors import CrossTenantBlocked
 from knowledge.models import KnowledgeBase
 from prompts.actions import (
     STANDARD_LABELS,
@@ -317,7 +318,10 @@ def label_remove(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 @require_POST
 @admin_view
 def export_prompts(request: HttpRequest) -> HttpResponse:
-    data = do_export_prompts(acting_user=request.user, tenant_slug=request.tenant.schema_name)  # type: ignore[arg-type,attr-defined]
+    try:
+        data = do_export_prompts(acting_user=request.user, tenant_slug=request.tenant.schema_name)  # type: ignore[arg-type,attr-defined]
+    except CrossTenantBlocked as blocked:
+        return HttpResponse(blocked.user_message, status=blocked.status_code, content_type="text/plain")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = HttpResponse(data, content_type="application/zip")
     response["Content-Disposition"] = (

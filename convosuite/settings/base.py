@@ -55,6 +55,7 @@ TENANT_APPS = [
     "chat",
     "prompts",
     "knowledge",
+    "incidents.tenant",  # the tenant's anomaly thresholds, outage e-mail choice and incident notices
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -207,6 +208,17 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Incidents (incidents/, docs/playbooks/) --------------------------------------------------------------
+# What a cross-tenant canary hit does to the tenants involved: "model_calls" (kill switch on), "tenant"
+# (frozen: read-only domain, no model calls) or "off" (incident and alerts only).
+INCIDENTS_LEAK_CONTAINMENT = env.str("INCIDENTS_LEAK_CONTAINMENT", default="model_calls")
+if INCIDENTS_LEAK_CONTAINMENT not in ("model_calls", "tenant", "off"):
+    raise ValueError("INCIDENTS_LEAK_CONTAINMENT must be model_calls, tenant or off.")
+
+# Test-only fault hooks for the incident rehearsals (convosuite/faults.py). Refused unless DEBUG is on;
+# production settings force them off.
+INCIDENT_FAULT_HOOKS = env.bool("INCIDENT_FAULT_HOOKS", default=False)
+
 # --- Audit evidence (docs/audit.md) ------------------------------------------------------------------
 # Ed25519 private key (PEM, or base64 of the PEM). Local and test settings fall back to a generated file.
 AUDIT_SIGNING_KEY = env("CONVOSUITE_SIGNING_KEY", default="")
@@ -255,6 +267,8 @@ GATEWAY_DURABLE_RECORDS = env.bool("GATEWAY_DURABLE_RECORDS", default=True)
 # A worker may reuse the tenant's allow-list, fallbacks and time zone for this long (the kill switch and
 # all limits are always read fresh by the reservation script).
 GATEWAY_POLICY_CACHE_SECONDS = env.float("GATEWAY_POLICY_CACHE_SECONDS", default=1.0)
+# How often a process checks whether any tenant's canary markers changed (one Redis GET; gateway/screening.py).
+GATEWAY_CANARY_CHECK_SECONDS = env.float("GATEWAY_CANARY_CHECK_SECONDS", default=1.0)
 GATEWAY_BREAKER_THRESHOLD = env.int("GATEWAY_BREAKER_THRESHOLD", default=5)
 GATEWAY_BREAKER_WINDOW_SECONDS = env.int("GATEWAY_BREAKER_WINDOW_SECONDS", default=60)
 GATEWAY_BREAKER_COOLDOWN_SECONDS = env.int("GATEWAY_BREAKER_COOLDOWN_SECONDS", default=30)

@@ -13,3 +13,5 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
 # Required: without master keys no tenant text can be read or written.
 CONVOSUITE_MASTER_KEYS = env.list("CONVOSUITE_MASTER_KEYS")
 AUDIT_SIGNING_KEY = env("CONVOSUITE_SIGNING_KEY")
+# Rehearsal fault injection (convosuite/faults.py) never runs in production, whatever the environment says.
+INCIDENT_FAULT_HOOKS = False
