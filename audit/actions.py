@@ -25,6 +25,7 @@ from audit.chain import (
 from audit.models import AuditEvent, AuditExport, AuditSettings, ChainCheckpoint, RedactionPolicy
 from evidence.signing import platform_key
 from tenants.context import current_schema, in_tenant_schema
+from tenants.task_context import send_tenant_task_on_commit
 
 
 def do_record_audit_event(
@@ -200,8 +201,6 @@ def do_request_model_call_export(
 
     Platform staff under break-glass have no user row in the tenant's schema: they pass acting_user=None and
     an acting_label naming them."""
-    from gateway.tasks import build_model_call_export
-
     check_export_window(window_start, window_end)
     export = AuditExport.objects.create(
         requested_by=acting_user,
@@ -221,8 +220,7 @@ def do_request_model_call_export(
             "redaction_policy": export.redaction_policy,
         },
     )
-    tenant_schema, export_id = current_schema(), str(export.id)
-    transaction.on_commit(lambda: build_model_call_export.delay(tenant_schema, export_id))
+    send_tenant_task_on_commit("audit.build_model_call_export", str(export.id))
     return export
 
 

@@ -1,10 +1,11 @@
 """Celery tasks of the audit app. Tenant tasks take the schema first, plus ids, and refuse to run outside
-that tenant (chat.tasks.requires_tenant_context); the beat dispatchers run in the public schema and send
+that tenant (tenants.task_context.requires_tenant_context); the beat dispatchers run in the public schema and send
 one task per tenant from inside that tenant's context, so the schema header is set on each message."""
 
 from celery import shared_task
 
-from chat.tasks import requires_tenant_context, send_to_every_tenant
+from audit.actions import do_expire_exports, do_sign_chain_heads
+from tenants.task_context import requires_tenant_context, send_to_every_tenant
 
 
 # No retries: the next beat tick signs whatever is still unsigned.
@@ -21,14 +22,10 @@ def expire_exports_every_tenant() -> int:
 @shared_task(name="audit.sign_chain_heads")
 @requires_tenant_context
 def sign_chain_heads(tenant_schema: str) -> int:
-    from audit.actions import do_sign_chain_heads
-
     return len(do_sign_chain_heads())
 
 
 @shared_task(name="audit.expire_exports")
 @requires_tenant_context
 def expire_exports(tenant_schema: str) -> int:
-    from audit.actions import do_expire_exports
-
     return do_expire_exports()

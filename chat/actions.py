@@ -24,6 +24,7 @@ from prompts.models import PromptTemplate
 from tenants.context import current_schema
 from tenants.models import Tenant
 from tenants.status import TENANT_FROZEN_MESSAGE, model_calls_allowed
+from tenants.task_context import send_tenant_task_on_commit
 
 TITLE_LENGTH = 60
 TITLE_MAX_LENGTH = 200
@@ -83,11 +84,7 @@ def do_post_user_message(conversation: Conversation, content: str) -> tuple[Mess
         conversation.title = text[:TITLE_LENGTH] + ("…" if len(text) > TITLE_LENGTH else "")
     conversation.save(update_fields=["title", "updated_at"])
 
-    from chat.tasks import generate_assistant_reply
-
-    tenant_schema = current_schema()
-    message_id = str(assistant_message.id)
-    transaction.on_commit(lambda: generate_assistant_reply.delay(tenant_schema, message_id))
+    send_tenant_task_on_commit("chat.generate_assistant_reply", str(assistant_message.id))
     return user_message, assistant_message
 
 

@@ -1,5 +1,5 @@
 """Celery app. Tasks carry the sender's schema in a header (tenant-schemas-celery) and the worker runs
-each task inside that tenant's schema; chat/tasks.py refuses to run a task outside a tenant."""
+each task inside that tenant's schema; tenants/task_context.py makes a tenant task refuse to run outside its tenant."""
 
 import os
 

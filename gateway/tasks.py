@@ -13,9 +13,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.actions import do_record_audit_event
 from audit.models import AuditExport
-from chat.tasks import requires_tenant_context, send_to_every_tenant
+from gateway import alerts, service
 from gateway.errors import CrossTenantBlocked
+from gateway.exports import write_model_call_export
+from tenants.task_context import requires_tenant_context, send_to_every_tenant
 
 logger = logging.getLogger(__name__)
 EXPORT_TIME_LIMIT = 3660
@@ -30,9 +33,7 @@ def send_budget_alerts_every_tenant() -> int:
 @shared_task(name="gateway.send_budget_alerts")
 @requires_tenant_context
 def send_budget_alerts(tenant_schema: str) -> int:
-    from gateway.alerts import send_budget_alerts as send
-
-    return send(tenant_schema)
+    return alerts.send_budget_alerts(tenant_schema)
 
 
 @shared_task(name="gateway.finish_abandoned_calls_every_tenant")
@@ -43,9 +44,7 @@ def finish_abandoned_calls_every_tenant() -> int:
 @shared_task(name="gateway.finish_abandoned_calls")
 @requires_tenant_context
 def finish_abandoned_calls(tenant_schema: str) -> int:
-    from gateway.service import finish_abandoned_calls as finish
-
-    return finish(tenant_schema)
+    return service.finish_abandoned_calls(tenant_schema)
 
 
 # A year of model calls is millions of rows: allow an hour, far beyond the default 150 s. acks_late
@@ -53,9 +52,6 @@ def finish_abandoned_calls(tenant_schema: str) -> int:
 @shared_task(name="audit.build_model_call_export", soft_time_limit=3600, time_limit=EXPORT_TIME_LIMIT)
 @requires_tenant_context
 def build_model_call_export(tenant_schema: str, export_id: str) -> None:
-    from audit.actions import do_record_audit_event
-    from gateway.exports import write_model_call_export
-
     # Claim the export: a redelivered message (the broker's visibility timeout is shorter than a long
     # export) must not start a second writer; a claim older than the time limit belonged to a dead worker.
     now = timezone.now()

@@ -22,6 +22,7 @@ from knowledge.embeddings import EmbeddingUnavailable, backend_for_model, get_em
 from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
 from knowledge.parsing import DocumentRejected, ParseLimits, check_upload, parse_document
 from tenants.context import current_schema
+from tenants.task_context import send_tenant_task_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +179,7 @@ class UploadOutcome:
 
 
 def _queue_ingestion(version_id: uuid.UUID) -> None:
-    from knowledge.tasks import ingest_document_version
-
-    tenant_schema = current_schema()
-    transaction.on_commit(lambda: ingest_document_version.delay(tenant_schema, str(version_id)))
+    send_tenant_task_on_commit("knowledge.ingest_document_version", str(version_id))
 
 
 def _read_limited(upload: UploadedFileLike, limit: int) -> bytes:

@@ -7,8 +7,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from chat.tasks import requires_tenant_context
 from knowledge.actions import do_ingest_document_version, do_mark_version_failed
+from tenants.task_context import requires_tenant_context
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,11 @@ import pytest
 from django_tenants.utils import schema_context, tenant_context
 
 from chat.models import Conversation, Message
-from chat.tasks import TenantContextMissing, generate_assistant_reply
+from chat.tasks import generate_assistant_reply
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway.models import ModelCall
 from tenants.models import Tenant
+from tenants.task_context import TenantContextMissing
 from tests.conftest import client_for, make_member
 
 
