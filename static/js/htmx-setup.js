@@ -11,4 +11,7 @@
   // which htmx removes when it is off. An inline script in a fragment is still refused by the CSP.
   // htmx would inject a <style> element for .htmx-indicator; app.css carries those rules instead.
   htmx.config.includeIndicatorStyles = false;
+  // While settling a swap, htmx copies "style" from an old element to its new twin with setAttribute, which
+  // the CSP refuses (style-src-attr); classes and sizes are enough for our transitions.
+  htmx.config.attributesToSettle = ["class", "width", "height"];
 })();
