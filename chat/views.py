@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from typing import Any
 
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -16,32 +17,74 @@ from chat.actions import (
     MessageRejected,
     access_conversation_by_id,
     access_message_by_id,
+    attach_reply_details,
+    chat_availability,
+    chat_models_for_tenant,
     conversation_export,
     conversation_export_markdown,
     conversations_for_user,
     do_delete_conversation,
+    do_edit_and_resend,
     do_post_user_message,
+    do_regenerate_reply,
     do_rename_conversation,
+    do_set_conversation_model,
     do_start_conversation,
+    do_stop_reply,
+    search_conversations,
 )
 from chat.live import relay_reply
-from chat.models import Message
+from chat.models import Conversation, Message
+from convosuite.markdown import render_partial_markdown
 from prompts.actions import access_agent_by_id, agents_for_end_users
+
+SEARCH_LIMIT = 50
+
+
+def _rejected(rejection: MessageRejected) -> HttpResponse:
+    return HttpResponse(str(rejection), status=400, content_type="text/plain; charset=utf-8")
+
+
+def _chat_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    """What every chat page shows around the thread: the list, the pickers and whether answers are possible."""
+    return {
+        "conversations": conversations_for_user(request.user),  # type: ignore[arg-type]
+        "agents": agents_for_end_users(),
+        "models": chat_models_for_tenant(),
+        "availability": chat_availability(),
+        **extra,
+    }
 
 
 @require_GET
 @tenant_view()
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"conversations": conversations_for_user(request.user), "agents": agents_for_end_users()}  # type: ignore[arg-type]
-    return render(request, "chat/home.html", context)
+    return render(request, "chat/home.html", _chat_context(request))
 
 
 @require_POST
 @tenant_view()
 def new_conversation(request: HttpRequest) -> HttpResponse:
+    """The chat home's message box (agent, model and first message), or an empty new conversation."""
     agent_id = request.POST.get("agent", "")
     agent = access_agent_by_id(agent_id) if agent_id else None
-    conversation = do_start_conversation(request.user, agent=agent)  # type: ignore[arg-type]
+    try:
+        conversation = do_start_conversation(
+            request.user,  # type: ignore[arg-type]
+            agent=agent,
+            model=request.POST.get("model", ""),
+            first_message=request.POST.get("content", ""),
+        )
+    except MessageRejected as rejection:
+        # The home page again, with what was typed and picked kept.
+        context = _chat_context(
+            request,
+            compose_error=str(rejection),
+            draft=request.POST.get("content", ""),
+            selected_agent=agent_id,
+            selected_model=request.POST.get("model", ""),
+        )
+        return render(request, "chat/home.html", context, status=400)
     return redirect("chat:conversation", conversation_id=conversation.id)
 
 
@@ -49,13 +92,36 @@ def new_conversation(request: HttpRequest) -> HttpResponse:
 @tenant_view()
 def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
-    context = {
-        "conversation": conversation,
-        "messages": list(conversation.messages.all()),
-        "conversations": conversations_for_user(request.user),  # type: ignore[arg-type]
-        "agents": agents_for_end_users(),
-    }
+    context = _chat_context(
+        request,
+        conversation=conversation,
+        messages=attach_reply_details(list(conversation.messages.all())),
+        selected_model=conversation.model,
+    )
     return render(request, "chat/conversation.html", context)
+
+
+@require_GET
+@tenant_view()
+def search(request: HttpRequest) -> HttpResponse:
+    """The person's own conversations matching ?q=; htmx gets the sidebar's list, a browser the chat home
+    with the results in the sidebar."""
+    query = request.GET.get("q", "").strip()[:200]
+    context: dict[str, Any] = {"search_query": query, "search_limit": SEARCH_LIMIT}
+    if query:
+        context["hits"] = search_conversations(request.user, query, limit=SEARCH_LIMIT)  # type: ignore[arg-type]
+    current = request.GET.get("c", "")
+    if current:
+        try:
+            context["conversation"] = access_conversation_by_id(request.user, uuid.UUID(current))  # type: ignore[arg-type]
+        except (ValueError, Http404):
+            pass
+    if request.htmx:  # type: ignore[attr-defined]
+        if not query:
+            context["conversations"] = conversations_for_user(request.user)  # type: ignore[arg-type]
+            return render(request, "chat/_conversation_list.html", context)
+        return render(request, "chat/_search_results.html", context)
+    return render(request, "chat/home.html", _chat_context(request, **context))
 
 
 @require_POST
@@ -65,7 +131,7 @@ def send_message(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRespon
     try:
         user_message, assistant_message = do_post_user_message(conversation, request.POST.get("content", ""))
     except MessageRejected as rejection:
-        return HttpResponse(str(rejection), status=400, content_type="text/plain; charset=utf-8")
+        return _rejected(rejection)
     context = {
         "conversation": conversation,
         "user_message": user_message,
@@ -74,12 +140,73 @@ def send_message(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRespon
     return render(request, "chat/_send_response.html", context)
 
 
+def _thread(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    """The whole thread again, after a change that replaced part of it (regenerate, edit and resend)."""
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("chat:conversation", conversation_id=conversation.id)
+    messages = attach_reply_details(list(conversation.messages.all()))
+    return render(request, "chat/_thread.html", {"conversation": conversation, "messages": messages})
+
+
+@require_POST
+@tenant_view()
+def regenerate_reply(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    message: Message = access_message_by_id(conversation, message_id)
+    try:
+        do_regenerate_reply(conversation, message)
+    except MessageRejected as rejection:
+        return _rejected(rejection)
+    return _thread(request, conversation)
+
+
+@require_POST
+@tenant_view()
+def edit_message(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    message: Message = access_message_by_id(conversation, message_id)
+    try:
+        do_edit_and_resend(conversation, message, request.POST.get("content", ""))
+    except MessageRejected as rejection:
+        return _rejected(rejection)
+    return _thread(request, conversation)
+
+
+@require_POST
+@tenant_view()
+def stop_reply(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+    """Stop the answer being written; the page learns the outcome from the answer's event stream."""
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    message: Message = access_message_by_id(conversation, message_id)
+    try:
+        do_stop_reply(message)
+    except MessageRejected as rejection:
+        return _rejected(rejection)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("chat:conversation", conversation_id=conversation.id)
+    return HttpResponse(status=202)
+
+
+@require_POST
+@tenant_view()
+def set_model(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    try:
+        do_set_conversation_model(conversation, request.POST.get("model", ""))
+    except MessageRejected as rejection:
+        return _rejected(rejection)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("chat:conversation", conversation_id=conversation.id)
+    return HttpResponse(status=204)
+
+
 @require_GET
 @tenant_view()
 def message_fragment(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
     """Polled by htmx while an answer is pending; the fragment stops polling once the answer is there."""
     conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
     message: Message = access_message_by_id(conversation, message_id)
+    attach_reply_details([message])
     return render(request, "chat/_message.html", {"conversation": conversation, "message": message})
 
 
@@ -91,7 +218,7 @@ def rename_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         do_rename_conversation(conversation, request.POST.get("title", ""))
     except MessageRejected as rejection:
         if request.htmx:  # type: ignore[attr-defined]
-            return HttpResponse(str(rejection), status=400, content_type="text/plain; charset=utf-8")
+            return _rejected(rejection)
         flash.error(request, str(rejection))
     return redirect("chat:conversation", conversation_id=conversation.id)
 
@@ -131,13 +258,15 @@ def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, export
 def message_stream(
     request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponseBase:
-    """Server-sent events: the answer's tokens while the worker streams it, then the final rendered message.
-    The page polls message_fragment instead if this connection cannot be kept."""
+    """Server-sent events: the answer while the worker streams it (its text, and the text so far rendered
+    and sanitised like a finished answer), then the final rendered message. The page polls message_fragment
+    instead if this connection cannot be kept."""
     conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
     message: Message = access_message_by_id(conversation, message_id)
 
     def render_final(current: Message) -> str:
         current.__dict__.pop("html", None)  # rendered Markdown is cached per instance; the content changed
+        attach_reply_details([current])
         return render_to_string(
             "chat/_message.html", {"conversation": conversation, "message": current}, request
         )
@@ -146,6 +275,7 @@ def message_stream(
         request.tenant.schema_name,  # type: ignore[attr-defined]
         message,
         render_final,
+        render_partial=render_partial_markdown,
         last_event_id=request.headers.get("Last-Event-ID", ""),
     )
     response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")

@@ -73,6 +73,28 @@ def access_passage_by_id(user: Any, chunk_id: uuid.UUID) -> Chunk:
     return chunk
 
 
+@dataclass(frozen=True)
+class PassageInContext:
+    ordinal: int
+    text: str
+    cited: bool
+
+
+def passage_in_context(chunk: Chunk, *, around: int = 1) -> list[PassageInContext]:
+    """The cited passage with its neighbours in the same document version (consecutive passages overlap by
+    KNOWLEDGE_CHUNK_OVERLAP_CHARS), so the reader sees where the quote sits in the document."""
+    neighbours = Chunk.objects.filter(
+        version_id=chunk.version_id,
+        embedding_model=chunk.embedding_model,
+        ordinal__gte=max(0, chunk.ordinal - around),
+        ordinal__lte=chunk.ordinal + around,
+    ).order_by("ordinal")
+    return [
+        PassageInContext(ordinal=n.ordinal, text=decrypt_for_tenant(n.text_token), cited=n.id == chunk.id)
+        for n in neighbours
+    ]
+
+
 def documents_with_versions(knowledge_base: KnowledgeBase) -> list[Document]:
     return list(
         Document.objects.filter(knowledge_base=knowledge_base)

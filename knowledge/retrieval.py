@@ -192,6 +192,9 @@ def build_context_messages(
     except EmbeddingUnavailable as failure:
         logger.warning("knowledge retrieval skipped for conversation %s: %s", conversation.pk, failure)
         return [], []
+    # Below the cutoff a passage is about something else: quoting it would only invite the model to cite a
+    # document that has nothing to do with the question.
+    passages = [passage for passage in passages if passage.score >= settings.KNOWLEDGE_CHAT_MIN_SCORE]
     if not passages:
         return [], []
     # The tenant's knowledge canary marker travels with its passages (gateway.screening).

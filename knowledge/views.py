@@ -7,9 +7,11 @@ import uuid
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
+from convosuite.markdown import render_untrusted_markdown
 from knowledge.actions import (
     KnowledgeInputError,
     access_document_by_id,
@@ -21,8 +23,8 @@ from knowledge.actions import (
     do_update_knowledge_base_settings,
     do_upload_documents,
     documents_with_versions,
+    passage_in_context,
 )
-from knowledge.crypto_seam import decrypt_for_tenant
 from knowledge.embeddings import EmbeddingUnavailable, embedding_model_choices
 from knowledge.models import KnowledgeBase
 from knowledge.parsing import human_size
@@ -206,10 +208,29 @@ def test_query(request: HttpRequest, knowledge_base_id: uuid.UUID) -> HttpRespon
 @require_GET
 @tenant_view()
 def passage_detail(request: HttpRequest, chunk_id: uuid.UUID) -> HttpResponse:
+    """A cited passage, rendered as Markdown between its neighbours, with a way back: to the conversation
+    in ?from= (a UUID only, no lookup: someone else's conversation is a 404 there), else the knowledge
+    base for its admins, else the chat."""
     chunk = access_passage_by_id(request.user, chunk_id)
+    try:
+        back = reverse("chat:conversation", args=[uuid.UUID(request.GET.get("from", ""))])
+        back_label = "Back to the conversation"
+    except ValueError:
+        if "tenant_admin" in (getattr(request.user, "roles", None) or []):
+            back, back_label = (
+                reverse("knowledge:detail", args=[chunk.knowledge_base_id]),
+                "Back to the knowledge base",
+            )
+        else:
+            back, back_label = reverse("chat:home"), "Back to the chat"
     context = {
         "chunk": chunk,
-        "text": decrypt_for_tenant(chunk.text_token),
+        "passages": [
+            {"number": p.ordinal + 1, "html": render_untrusted_markdown(p.text), "cited": p.cited}
+            for p in passage_in_context(chunk)
+        ],
         "passage_number": chunk.ordinal + 1,
+        "back_url": back,
+        "back_label": back_label,
     }
     return render(request, "console/knowledge/passage.html", context)

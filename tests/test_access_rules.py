@@ -36,7 +36,8 @@ def test_chat_routes_require_a_member_role() -> None:
     }
     assert set(rules) == {
         "chat:home", "chat:new", "chat:conversation", "chat:send", "chat:message",
-        "chat:rename", "chat:delete", "chat:export", "chat:message_stream",
+        "chat:rename", "chat:delete", "chat:export", "chat:message_stream", "chat:search",
+        "chat:model", "chat:stop", "chat:regenerate", "chat:edit",
     }  # fmt: skip
     assert all(rule == {"end_user", "tenant_admin"} for rule in rules.values())
 

@@ -1,4 +1,4 @@
-from chat.rendering import render_untrusted_markdown
+from convosuite.markdown import render_untrusted_markdown
 
 
 def test_script_in_model_output_stays_text() -> None:

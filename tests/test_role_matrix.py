@@ -42,6 +42,10 @@ ALLOWED_OUTCOMES = {
     "chat:send": 400,  # "Type a message first."
     "chat:rename": 302,  # back to the conversation with the error shown
     "chat:delete": 302,  # back to the list
+    "chat:model": 302,  # blank = the workspace's default model; back to the conversation
+    "chat:stop": 400,  # the sample message is a question: "Only an answer can be stopped."
+    "chat:regenerate": 400,  # the sample message is a question: "Only the last answer can be written again."
+    "chat:edit": 400,  # "Type a message first."
     "audit:start_export": 400,  # the window is missing
     "audit:download_export": 404,  # the sample export is not ready yet: nothing to download
     "audit:set_redaction": 400,  # no policy chosen

@@ -288,6 +288,13 @@ CHAT_SYSTEM_PROMPT = (
 )
 CHAT_MAX_MESSAGE_CHARS = 8000
 CHAT_HISTORY_MESSAGES = 12
+# A conversation takes no new question while its last answer is being written; an answer still pending after
+# the longest a task may run no longer blocks it (its worker died).
+CHAT_REPLY_BUSY_SECONDS = CELERY_TASK_TIME_LIMIT + 30
+# After the first answer, the workspace's default model writes a short title (one small recorded call).
+CHAT_GENERATED_TITLES = env.bool("CHAT_GENERATED_TITLES", default=True)
+# Search reads and decrypts this many of a person's most recent conversations (docs/console.md).
+CHAT_SEARCH_MAX_CONVERSATIONS = env.int("CHAT_SEARCH_MAX_CONVERSATIONS", default=1000)
 
 # --- Tenant lifecycle, console, e-mail ---------------------------------------------------------------
 # Deleted conversations stay recoverable by support for this many days, then purge_deleted_conversations
@@ -331,6 +338,10 @@ KNOWLEDGE_CHUNK_OVERLAP_CHARS = 120
 # HNSW search breadth: bench/retrieval.py measured recall@8 >= 0.95 at this value (docs/benchmarks.md).
 KNOWLEDGE_HNSW_EF_SEARCH = env.int("KNOWLEDGE_HNSW_EF_SEARCH", default=64)
 KNOWLEDGE_CHAT_PASSAGES = env.int("KNOWLEDGE_CHAT_PASSAGES", default=4)
+# Relevance cutoff (cosine similarity, 1 = same meaning) below which a passage is neither quoted to the model
+# nor cited. With all-MiniLM-L6-v2, unrelated question/passage pairs score below ~0.15 and related ones
+# above ~0.35 (docs/knowledge.md).
+KNOWLEDGE_CHAT_MIN_SCORE = env.float("KNOWLEDGE_CHAT_MIN_SCORE", default=0.25)
 # An ingestion task embeds for at most this long, then re-queues itself: long documents neither hold a
 # worker past the broker's visibility timeout nor starve other tenants' documents.
 KNOWLEDGE_INGEST_SLICE_SECONDS = env.int("KNOWLEDGE_INGEST_SLICE_SECONDS", default=40)

@@ -12,6 +12,8 @@ OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="test-secret")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 GATEWAY_REDIS_URL = env("GATEWAY_REDIS_URL", default=CELERY_BROKER_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests count model calls and tokens exactly: no title call after each first answer (its own test turns it on).
+CHAT_GENERATED_TITLES = env.bool("CHAT_GENERATED_TITLES", default=False)
 
 GATEWAY_SIMULATOR_BASE = env("GATEWAY_SIMULATOR_BASE", default="http://127.0.0.1:8092/v1")
 # The seed of the test catalogue (tests/conftest.py inserts it and points the simulator entries at the

@@ -1,9 +1,10 @@
 /* ConvoSuite chat: show an assistant reply while it is being written.
  *
- * A pending reply carries data-stream-url (server-sent events: "token" events with plain text, then one
- * "done" event with the final, server-rendered and sanitised HTML) and data-poll-url (the same message as
- * an HTML fragment). Tokens are inserted as text, never as HTML. If the event stream cannot be kept open,
- * the page falls back to polling the fragment.
+ * A pending reply carries data-stream-url (server-sent events: "render" events with the answer so far,
+ * rendered and sanitised on the server exactly like a finished answer, then one "done" event with the
+ * final message's HTML) and data-poll-url (the same message as an HTML fragment). If the event stream
+ * cannot be kept open, the page falls back to polling the fragment. ("token" events carry the raw text
+ * pieces for other readers; the page does not need them.)
  */
 (function () {
   "use strict";
@@ -16,6 +17,8 @@
 
   function nearBottom(el) { return el && el.scrollHeight - el.scrollTop - el.clientHeight < 120; }
 
+  function enhance(root) { if (window.ConvoSuiteMarkdown) window.ConvoSuiteMarkdown.enhance(root); }
+
   function replaceMessage(el, html) {
     var template = document.createElement("template");
     template.innerHTML = html.trim();
@@ -25,6 +28,7 @@
     var stick = nearBottom(box);
     el.replaceWith(fresh);
     htmx.process(fresh);
+    enhance(fresh);
     if (stick) box.scrollTop = box.scrollHeight;
   }
 
@@ -34,21 +38,28 @@
     }, POLL_MS);
   }
 
-  function appendToken(el, text) {
+  function streamingBody(el) {
     var body = el.querySelector("[data-streaming-body]");
     if (!body) {
       var bubble = el.querySelector(".message__bubble");
       var typing = bubble.querySelector(".typing");
       if (typing) typing.remove();
       body = document.createElement("div");
-      body.className = "message__body message__body--streaming";
+      body.className = "message__body markdown message__body--streaming";
       body.setAttribute("data-streaming-body", "");
       bubble.appendChild(body);
       el.dataset.streaming = "true";
     }
+    return body;
+  }
+
+  function showRendered(el, html) {
     var box = scroller();
     var stick = nearBottom(box);
-    body.textContent += text;
+    var body = streamingBody(el);
+    // Server-rendered and sanitised (nh3) like the final answer; never the raw model text as HTML.
+    body.innerHTML = html;
+    enhance(body);
     if (stick) box.scrollTop = box.scrollHeight;
   }
 
@@ -59,9 +70,9 @@
 
     var source = new EventSource(el.dataset.streamUrl);
     var errors = 0;
-    source.addEventListener("token", function (event) {
+    source.addEventListener("render", function (event) {
       errors = 0;
-      appendToken(el, JSON.parse(event.data).text);
+      showRendered(el, JSON.parse(event.data).html);
     });
     source.addEventListener("reset", function () {
       // The worker started the answer over (a retried task): forget what was shown so far.

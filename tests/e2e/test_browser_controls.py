@@ -74,19 +74,23 @@ def test_admin_sets_budget_and_kill_switch_stops_and_resumes_the_chat(stack: Sta
         expect(admin.locator("#budget-bars")).to_be_visible()
         screenshot(admin, "console-usage-kill-switch-on")
 
+        # The end-user is told before typing: a banner with the reason, and the message box is off.
         alice = new_page()
         sign_in(alice, stack, "acme", "alice@acme.example")
-        start_conversation_and_ask(alice, "Can you summarise the travel policy?")
-        refused = alice.locator("[data-role=assistant][data-status=failed]").last
-        expect(refused).to_contain_text("switched off for this workspace by an administrator", timeout=30_000)
-        expect(refused).to_contain_text(REASON)
-        screenshot(alice, "chat-kill-switch-refusal")
+        banner = alice.locator("#assistant-unavailable")
+        expect(banner).to_contain_text("switched off for this workspace by an administrator")
+        expect(banner).to_contain_text(REASON)
+        expect(alice.locator("#message-input")).to_be_disabled()
+        expect(alice.locator("#send-button")).to_be_disabled()
+        screenshot(alice, "chat-kill-switch-banner")
 
         flip_kill_switch(admin, stack, reason=None)
         expect(admin.locator("#kill-switch-state")).to_have_attribute("data-state", "off")
         expect(admin.locator("#kill-switch-banner")).to_have_count(0)
         screenshot(admin, "console-kill-switch-off")
 
+        alice.reload()
+        expect(alice.locator("#assistant-unavailable")).to_have_count(0)
         start_conversation_and_ask(alice, "And now?")
         expect(alice.locator("[data-role=assistant][data-status=done]").last).to_contain_text(
             "Here is a short answer.", timeout=30_000

@@ -62,11 +62,15 @@ def test_admin_uploads_a_document_and_the_chat_answer_cites_it(
     expect(citation).to_contain_text("visitor-guide.md")
     screenshot(page, "knowledge-chat-citation")
 
-    with page.context.expect_page() as opened:
-        citation.click()
-    passage = opened.value
-    expect(passage.locator("#passage-text")).to_contain_text("Visitors park in garage B")
-    screenshot(passage, "knowledge-passage")
+    conversation_url = page.url
+    citation.click()
+    # The passage, rendered (the heading is a heading, not "# Visitor guide"), highlighted, with a way back.
+    expect(page.locator("#cited-passage #passage-text")).to_contain_text("Visitors park in garage B")
+    expect(page.locator("#cited-passage")).to_have_class(re.compile("passage--cited"))
+    assert "# Visitor" not in page.locator("#passage-text").inner_text()
+    screenshot(page, "knowledge-passage")
+    page.click("#passage-back")
+    expect(page).to_have_url(conversation_url)
     # What the model was sent: the passage, quoted apart from the instructions.
     [request] = [r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]
     assert "<<<PASSAGE 1>>>" in str(request["body"]) and "garage B" in str(request["body"])

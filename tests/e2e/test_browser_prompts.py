@@ -77,12 +77,13 @@ def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, 
     alice = new_page()
     sign_in(alice, stack, "acme", "alice@acme.example")
     expect(alice).to_have_url(re.compile(r"/chat/$"))
-    expect(alice.locator("#agent")).to_contain_text(name)
+    # Publishing an agent adds a choice; the general assistant stays the default.
+    expect(alice.locator(".agent-card", has_text=name)).to_be_visible()
+    expect(alice.locator(".agent-card", has_text="General assistant").locator("input")).to_be_checked()
     screenshot(alice, "chat-home-agent-picker")
-    alice.select_option("#sidebar-agent", label=name)
-    alice.click("#new-conversation")
-    expect(alice.locator("#conversation-agent")).to_have_text(name)
+    alice.locator(".agent-card", has_text=name).click()
     ask(alice, "Can I book a train?", 0)
+    expect(alice.locator("#conversation-agent")).to_have_text(name)
     assert system_prompt_of_last_call(stack) == second_body.replace("$tenant_name", "Acme Corporation")
     screenshot(alice, "prompts-chat-with-agent")
 
