@@ -47,9 +47,9 @@ FILLER = (
 
 
 def ensure_tenant() -> Tenant:
+    call_command("migrate_schemas", "--shared", verbosity=0)  # quick once done; a fresh database needs it
     tenant = Tenant.objects.filter(schema_name=TENANT).first()
     if tenant is None:
-        call_command("migrate_schemas", "--shared", verbosity=0)
         tenant = do_create_tenant(slug=TENANT, name="Search bench", domains=[f"{TENANT}.localhost"])
     return tenant
 
