@@ -182,6 +182,21 @@ def test_chat_context_quotes_passages_apart_from_instructions(acme: Tenant) -> N
     assert any(c["document_name"] == "hostile.txt" for c in citations)
 
 
+def test_passages_below_the_relevance_cutoff_are_neither_quoted_nor_cited(tenants: Any) -> None:
+    """A fresh tenant (acme's shared knowledge bases would answer anything): one document about parking."""
+    tenant = do_create_tenant(slug=f"kb_{uuid.uuid4().hex[:10]}", name="Cutoff", domains=[])
+    admin = make_member(tenant, roles=["tenant_admin"])
+    with tenant_context(tenant):
+        kb = do_create_knowledge_base("Visitors", acting_user=admin, use_in_chat_by_default=True)
+        guide = b"# Visitor guide\n\nVisitors park in garage B, level 2."
+        ingest_fully(upload(kb, "visitors.md", guide, admin))
+        unrelated_messages, unrelated = build_context_messages(None, "Tell me a joke about cats")
+        related_messages, related = build_context_messages(None, "Where do visitors park?")
+    assert (unrelated_messages, unrelated) == ([], [])
+    assert [c["document_name"] for c in related] == ["visitors.md"] and related_messages
+    assert related[0]["score"] >= 0.25
+
+
 def test_retrieval_refuses_to_run_in_the_public_schema() -> None:
     with pytest.raises(RetrievalOutsideTenant):
         search_knowledge_bases([], "anything")
