@@ -22,6 +22,7 @@ from django.conf import settings
 
 from catalogue.models import CatalogueEntry
 from gateway import store
+from gateway.provider import litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +144,6 @@ def model_max_tokens(alias: str) -> int:
 
 def litellm_price(litellm_model: str) -> tuple[Decimal, Decimal] | None:
     """The price per input and output token in LiteLLM's bundled price map, if it has one."""
-    from gateway.service import litellm_module
-
     entry = litellm_module().model_cost.get(litellm_model) or litellm_module().model_cost.get(
         litellm_model.split("/", 1)[-1]
     )

@@ -13,7 +13,12 @@ class ModelCall(SealedHashChained):
     """Hash-chained (audit/chain.py), sealed when final: the row is claimed 'started' with its chain
     columns NULL (in flight, not yet evidence), updated to its final state, and in that same transaction
     sealed into the tenant's chain (audit.chain.seal_in_chain), which stamps finished_at as its chain
-    timestamp. A trigger allows UPDATE only while the row is unsealed and never DELETE (docs/audit.md)."""
+    timestamp. A trigger allows UPDATE only while the row is unsealed and never DELETE (docs/audit.md).
+
+    Every column the claim does not write has a database default (db_default), so the claim's one-statement
+    INSERT (gateway.protocol.claim) names only what it knows and never lists the others by hand. Each also
+    keeps its Python default: a row built in Python (audit.chain.append_to_chain hashes it before the
+    INSERT) must hold the value, not a DatabaseDefault placeholder."""
 
     class Status(models.TextChoices):
         # Written before the provider is contacted, under the request id's unique constraint, so that a
@@ -32,28 +37,30 @@ class ModelCall(SealedHashChained):
     source = models.CharField(max_length=16, blank=True, default="")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     model_requested = models.CharField(max_length=128)
-    model_served = models.CharField(max_length=255, blank=True)
+    model_served = models.CharField(max_length=255, blank=True, default="", db_default="")
     # The alias of the catalogue entry that answered: differs from model_requested after a fallback.
-    model_alias_served = models.CharField(max_length=128, blank=True, default="")
-    fallback_taken = models.BooleanField(default=False)
-    provider = models.CharField(max_length=64, blank=True)
+    model_alias_served = models.CharField(max_length=128, blank=True, default="", db_default="")
+    fallback_taken = models.BooleanField(default=False, db_default=False)
+    provider = models.CharField(max_length=64, blank=True, default="", db_default="")
     # Encrypted with the tenant's data key (docs/encryption.md): a database dump does not reveal the prompt,
     # the answer or what the provider said about them. Not searchable in SQL.
     messages = EncryptedJSONField(default=list)
-    response = EncryptedTextField(blank=True)
-    tool_calls = EncryptedJSONField(default=list, blank=True)
-    max_tokens = models.PositiveIntegerField(default=0)
-    tokens_in = models.PositiveIntegerField(default=0)
-    tokens_out = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=14, decimal_places=8, default=0)
-    latency_ms = models.PositiveIntegerField(default=0)
+    response = EncryptedTextField(blank=True, default="", db_default="")
+    # Blank in the database reads back as [] (the field's default); a plain Value, or Django would pass the
+    # database default through the field and store an encrypted '""'.
+    tool_calls = EncryptedJSONField(default=list, blank=True, db_default=models.Value("", models.TextField()))
+    max_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    tokens_in = models.PositiveIntegerField(default=0, db_default=0)
+    tokens_out = models.PositiveIntegerField(default=0, db_default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=0, db_default=0)
+    latency_ms = models.PositiveIntegerField(default=0, db_default=0)
     # Streams only: time from sending the request to the first token.
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     # Machine-readable reason (the OpenAI error code the API answers with), next to the readable error.
-    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_code = models.CharField(max_length=64, blank=True, default="", db_default="")
     # Provider errors can quote the request.
-    error = EncryptedTextField(blank=True)
+    error = EncryptedTextField(blank=True, default="", db_default="")
     # Until then the process that wrote the 'started' row owns the call; after it, another delivery of the
     # same request may declare it interrupted (the owner died) and the reservation expires.
     lease_expires_at = models.DateTimeField(null=True, blank=True)

@@ -31,6 +31,7 @@ from django.utils import timezone
 from gateway import store
 from gateway.config import UnknownModelError, get_model_route
 from gateway.errors import BudgetExceeded, KillSwitchOn, ModelNotAllowed, RateLimited, StopRequested
+from gateway.provider import litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -553,8 +554,6 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 @functools.cache
 def _encoding() -> Any:
-    from gateway.service import litellm_module
-
     litellm_module()
     # LiteLLM ships the cl100k tokenizer file and points tiktoken at it: no download.
     from litellm.litellm_core_utils.default_encoding import encoding

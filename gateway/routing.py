@@ -17,6 +17,7 @@ from django.conf import settings
 
 from gateway import breaker, hooks
 from gateway.config import ModelRoute, get_model_route, priced_routes
+from gateway.provider import litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ class RoutedResponse:
 
 @functools.lru_cache(maxsize=4)
 def _router_for(catalogue_json: str) -> Any:
-    from gateway.service import litellm_module
-
     litellm = litellm_module()
     model_list = [
         {

@@ -1,6 +1,6 @@
 """gateway.streaming.stream: one audited, streamed model call for one tenant.
 
-It follows the same protocol as gateway.service.complete (and shares its code):
+It drives the protocol of gateway.protocol (a GatewayCall), as gateway.service.complete does:
 1. check the tenant context and claim the request id (a 'started' record under its unique constraint); a
    second delivery of the same request replays the recorded answer, waits for the owner, or declares the
    call interrupted once the owner's lease has expired: the provider is never called twice;
@@ -20,7 +20,6 @@ carries the error instead.
 
 import datetime as dt
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,17 +30,8 @@ from gateway import policy, screening
 from gateway.config import ModelRoute
 from gateway.errors import CrossTenantBlocked, GatewayError, KillSwitchOn, ProviderUnavailable, StopRequested
 from gateway.models import ModelCall
-from gateway.routing import AllProvidersFailed, call_chain
-from gateway.service import (
-    ClaimedCall,
-    begin_call,
-    error_for_record,
-    fail_call,
-    finish_record,
-    litellm_module,
-    settle_or_leave_to_expiry,
-    settled_record,
-)
+from gateway.protocol import GatewayCall, Outcome, error_for_record, settled_record
+from gateway.provider import litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +95,7 @@ def stream(
     now: dt.datetime | None = None,
     api_key: policy.KeyLimits | None = None,
 ) -> Iterator[StreamEvent]:
-    claimed = begin_call(
+    call = GatewayCall.begin(
         tenant_schema=tenant_schema,
         request_id=request_id,
         user_id=user_id,
@@ -116,84 +106,79 @@ def stream(
         now=now,
         api_key=api_key,
     )
-    if claimed is None:
+    if call is None:
         yield from _replay(settled_record(tenant_schema, request_id))
         return
-
-    started = time.perf_counter()
-    try:
-        routed = call_chain(
-            claimed.chain,
-            metadata=claimed.metadata,
+    with call.finished_even_if_interrupted():
+        routed = call.call_provider(
             messages=messages,
-            max_tokens=claimed.max_tokens,
+            max_tokens=call.max_tokens,
             stream=True,
             # The provider's own count arrives in a final chunk; we count ourselves only if it never comes.
             stream_options={"include_usage": True},
         )
-    except AllProvidersFailed as failure:
-        raise fail_call(claimed, failure, started) from failure
-    response: Any = routed.response
-    attempt = _Attempt(claimed, routed.route, routed.fallback_taken, routed.errors, messages, started)
-    # Text is passed on only once it cannot be the start of another tenant's marker (gateway.screening).
-    guard = screening.StreamScreen(tenant_schema)
-
-    try:
-        for chunk in response:
-            attempt.model_served = attempt.model_served or str(getattr(chunk, "model", "") or "")
-            if getattr(chunk, "usage", None) is not None:
-                attempt.usage = chunk.usage
-            for choice in getattr(chunk, "choices", None) or []:
-                attempt.finish_reason = choice.finish_reason or attempt.finish_reason
-                text = getattr(choice.delta, "content", None) or ""
-                if not text:
-                    continue
-                text, screened = guard.feed(text)
-                if screened.foreign:
-                    raise attempt.block(screened)
-                if not text:
-                    continue
-                if attempt.ttft_ms is None:
-                    attempt.ttft_ms = _elapsed_ms(started)
-                attempt.pieces.append(text)
-                yield StreamEvent(kind="token", text=text)
-            # Between chunks, so that an administrator's kill switch, or the person pressing Stop, ends a long
-            # answer within one token.
-            policy.check_stream_may_continue(tenant_schema, request_id)
-        rest = guard.finish()
-        if rest:
-            attempt.pieces.append(rest)
-            yield StreamEvent(kind="token", text=rest)
-    except CrossTenantBlocked as blocked:
-        attempt.stop(ModelCall.Status.CUT_OFF, blocked, blocked.code, blocked.user_message)
-    except KillSwitchOn as cut:
-        attempt.stop(ModelCall.Status.CUT_OFF, cut, KillSwitchOn.code, KILL_SWITCH_PREFIX + cut.user_message)
-    except StopRequested as stopped:
-        attempt.stop(ModelCall.Status.CUT_OFF, stopped, StopRequested.code, STOPPED_DETAIL)
-    except GeneratorExit:
-        # The caller stopped reading (a browser or API client went away): record what was produced, then stop.
-        _close_provider_stream(response)
-        attempt.stop(ModelCall.Status.CUT_OFF, None, "client_closed", CLIENT_GONE)
-        attempt.record()
-        raise
-    except Exception as failure:  # noqa: BLE001 - a broken stream is recorded like any provider failure
-        logger.warning(
-            "model stream failed tenant=%s request_id=%s model=%s error=%s",
-            tenant_schema,
-            request_id,
-            model,
-            type(failure).__name__,
-        )
-        attempt.stop(
-            ModelCall.Status.ERROR,
-            ProviderUnavailable(STREAM_BROKEN),
-            ProviderUnavailable.code,
-            f"{type(failure).__name__}: {failure}"[:2000],
-        )
-    if attempt.status != ModelCall.Status.OK:
-        _close_provider_stream(response)
-
-    result = attempt.record()
+        response: Any = routed.response
+        attempt = _Attempt(call, routed.route, routed.fallback_taken, routed.errors, messages)
+        # Text is passed on only once it cannot be the start of another tenant's marker (gateway.screening).
+        guard = screening.StreamScreen(tenant_schema)
+        try:
+            for chunk in response:
+                attempt.model_served = attempt.model_served or str(getattr(chunk, "model", "") or "")
+                if getattr(chunk, "usage", None) is not None:
+                    attempt.usage = chunk.usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    attempt.finish_reason = choice.finish_reason or attempt.finish_reason
+                    text = getattr(choice.delta, "content", None) or ""
+                    if not text:
+                        continue
+                    text, screened = guard.feed(text)
+                    if screened.foreign:
+                        raise attempt.block(screened)
+                    if not text:
+                        continue
+                    if attempt.ttft_ms is None:
+                        attempt.ttft_ms = call.elapsed_ms()
+                    attempt.pieces.append(text)
+                    yield StreamEvent(kind="token", text=text)
+                # Between chunks, so that an administrator's kill switch, or the person pressing Stop, ends a
+                # long answer within one token.
+                policy.check_stream_may_continue(tenant_schema, request_id)
+            rest = guard.finish()
+            if rest:
+                attempt.pieces.append(rest)
+                yield StreamEvent(kind="token", text=rest)
+        except CrossTenantBlocked as blocked:
+            attempt.stop(ModelCall.Status.CUT_OFF, blocked, blocked.code, blocked.user_message)
+        except KillSwitchOn as cut:
+            attempt.stop(
+                ModelCall.Status.CUT_OFF, cut, KillSwitchOn.code, KILL_SWITCH_PREFIX + cut.user_message
+            )
+        except StopRequested as stopped:
+            attempt.stop(ModelCall.Status.CUT_OFF, stopped, StopRequested.code, STOPPED_DETAIL)
+        except GeneratorExit:
+            # The caller stopped reading (a browser or API client went away): record what was produced, then
+            # stop.
+            _close_provider_stream(response)
+            attempt.stop(ModelCall.Status.CUT_OFF, None, "client_closed", CLIENT_GONE)
+            attempt.record()
+            raise
+        except Exception as failure:  # noqa: BLE001 - a broken stream is recorded like any provider failure
+            logger.warning(
+                "model stream failed tenant=%s request_id=%s model=%s error=%s",
+                tenant_schema,
+                request_id,
+                model,
+                type(failure).__name__,
+            )
+            attempt.stop(
+                ModelCall.Status.ERROR,
+                ProviderUnavailable(STREAM_BROKEN),
+                ProviderUnavailable.code,
+                f"{type(failure).__name__}: {failure}"[:2000],
+            )
+        if attempt.status != ModelCall.Status.OK:
+            _close_provider_stream(response)
+        result = attempt.record()
     logger.info(
         "model call %s (stream) tenant=%s request_id=%s model=%s served=%s fallback=%s tokens_in=%d "
         "tokens_out=%d ttft_ms=%s latency_ms=%d",
@@ -212,19 +197,18 @@ def stream(
 
 
 class _Attempt:
-    """What one stream produced so far, and how it ended; record() completes the claimed record once."""
+    """What one stream produced so far, and how it ended; record() finishes the call once."""
 
     def __init__(
         self,
-        claimed: ClaimedCall,
+        call: GatewayCall,
         route: ModelRoute,
         fallback_taken: bool,
         earlier_errors: list[str],
         messages: list[dict[str, str]],
-        started: float,
     ) -> None:
-        self.claimed, self.route, self.fallback_taken = claimed, route, fallback_taken
-        self.earlier_errors, self.messages, self.started = earlier_errors, messages, started
+        self.call, self.route, self.fallback_taken = call, route, fallback_taken
+        self.earlier_errors, self.messages = earlier_errors, messages
         self.pieces: list[str] = []
         self.usage: Any = None
         self.model_served = ""
@@ -241,12 +225,12 @@ class _Attempt:
         self.withheld = True
         return screening.block(
             screening.HitReport(
-                tenant_schema=self.claimed.tenant_schema,
+                tenant_schema=self.call.tenant_schema,
                 where=screening.RESPONSE,
                 findings=screened.foreign,
-                request_id=str(self.claimed.request_id),
-                model=self.claimed.model,
-                details={"call_id": str(self.claimed.call_id), "model_served": self.route.alias},
+                request_id=str(self.call.request_id),
+                model=self.call.model,
+                details={"call_id": str(self.call.call_id), "model_served": self.route.alias},
             )
         )
 
@@ -254,7 +238,8 @@ class _Attempt:
         self.status, self.error, self.error_code, self.error_detail = status, error, error_code, detail
 
     def record(self) -> StreamResult:
-        """Complete the record, then settle the reservation to what was actually used."""
+        """Finish the call: the record, then the reservation settled to what was recorded. Tokens produced
+        before a cut or a failure were generated (and billed) by the provider too."""
         produced = "".join(self.pieces)
         text = "" if self.withheld else produced
         if self.usage is not None:
@@ -262,49 +247,31 @@ class _Attempt:
         else:
             tokens_in = count_prompt_tokens(self.route, self.messages)
             tokens_out = count_text_tokens(self.route, produced)
-        cost = self.route.cost(tokens_in, tokens_out)
-        latency_ms = _elapsed_ms(self.started)
-        detail = "; ".join(
-            [*self.earlier_errors, self.error_detail] if self.error_detail else self.earlier_errors
-        )
-        finished = finish_record(
-            self.claimed.call_id,
+        outcome = Outcome(
             status=self.status,
-            model_served=self.model_served,
-            model_alias_served=self.route.alias,
+            route=self.route,
             fallback_taken=self.fallback_taken,
-            provider=self.route.provider,
+            model_served=self.model_served,
             response=screening.WITHHELD if self.withheld else text,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost=cost,
-            latency_ms=latency_ms,
             ttft_ms=self.ttft_ms,
-            max_tokens=self.claimed.max_tokens,
             error_code=self.error_code,
-            error=detail[:2000],
+            errors=[*self.earlier_errors, self.error_detail] if self.error_detail else self.earlier_errors,
         )
-        # Settle even when another delivery declared this call interrupted: the usage did happen. Tokens
-        # produced before a cut or a failure were generated (and billed) by the provider too.
-        if self.status == ModelCall.Status.ERROR and not self.pieces and self.usage is None:
-            settle_or_leave_to_expiry(policy.release, self.claimed.reservation)
-        else:
-            settle_or_leave_to_expiry(
-                policy.settle, self.claimed.reservation, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
-            )
-        if not finished:
-            record = ModelCall.objects.get(id=self.claimed.call_id)
+        if not self.call.finish(outcome):
+            record = self.call.record()
             return _result_from_record(record, error_for_record(record))
         return StreamResult(
-            call_id=self.claimed.call_id,
-            request_id=self.claimed.request_id,
+            call_id=self.call.call_id,
+            request_id=self.call.request_id,
             status=self.status,
             text=text,
             model_served=self.model_served,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost=cost,
-            latency_ms=latency_ms,
+            cost=outcome.cost,
+            latency_ms=self.call.latency_ms,
             ttft_ms=self.ttft_ms,
             finish_reason=self.finish_reason or ("stop" if self.status == ModelCall.Status.OK else ""),
             error=self.error,
@@ -359,7 +326,3 @@ def _close_provider_stream(response: Any) -> None:
             except Exception:  # noqa: BLE001, S110 - best effort; the record is what matters
                 pass
             return
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)

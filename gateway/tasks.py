@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audit.actions import do_record_audit_event
 from audit.models import AuditExport
-from gateway import alerts, service
+from gateway import alerts, protocol
 from gateway.errors import CrossTenantBlocked
 from gateway.exports import write_model_call_export
 from tenants.task_context import requires_tenant_context, send_to_every_tenant
@@ -44,7 +44,7 @@ def finish_abandoned_calls_every_tenant() -> int:
 @shared_task(name="gateway.finish_abandoned_calls")
 @requires_tenant_context
 def finish_abandoned_calls(tenant_schema: str) -> int:
-    return service.finish_abandoned_calls(tenant_schema)
+    return protocol.finish_abandoned_calls(tenant_schema)
 
 
 # A year of model calls is millions of rows: allow an hour, far beyond the default 150 s. acks_late

@@ -39,4 +39,4 @@ def test_only_the_gateway_imports_litellm() -> None:
 
 
 def test_the_rule_detects_an_import() -> None:
-    assert imports_litellm(Path("gateway/service.py"))
+    assert imports_litellm(Path("gateway/provider.py"))

@@ -170,11 +170,11 @@ def test_redelivery_after_the_owner_died_mid_stream_is_interrupted_without_a_sec
     """A 'started' claim whose owner died (lease expired) while streaming: a second delivery of the same
     request declares it interrupted, releases the reservation and does not call the provider."""
     from gateway import policy
-    from gateway.service import begin_call
+    from gateway.protocol import GatewayCall
 
     request_id = uuid.uuid4()
     with tenant_context(acme):
-        claimed = begin_call(
+        claimed = GatewayCall.begin(
             tenant_schema=acme.schema_name,
             request_id=request_id,
             user_id=None,

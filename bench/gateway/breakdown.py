@@ -32,7 +32,7 @@ from django.db import connection  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from devtools.llm_simulator.testing import free_port, start_simulator, stop_simulator  # noqa: E402
-from gateway import breaker, config, policy, routing, service  # noqa: E402
+from gateway import breaker, config, policy, protocol, provider, routing  # noqa: E402
 from gateway.testing import seed_simulated_catalogue  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
@@ -54,7 +54,7 @@ def main() -> None:
     simulator = start_simulator(port)
     base = f"http://127.0.0.1:{port}/v1"
     seed_simulated_catalogue(base)
-    litellm = service.litellm_module()
+    litellm = provider.litellm_module()
     tenant = Tenant.objects.get(schema_name="bench")  # created by bench/gateway/overhead.py
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
@@ -76,7 +76,7 @@ def main() -> None:
         for _ in range(calls + 20):
             request_id = uuid.uuid4()
             call_id = step(
-                "claim (INSERT started)", service._claim, request_id, None, "sim-model", MESSAGES, "bench"
+                "claim (INSERT started)", protocol.claim, request_id, None, "sim-model", MESSAGES, "bench"
             )
             snapshot = step("policy read (cached)", policy.load_policy, "bench", max_age=1.0)
             step("prompt token estimate", policy.estimate_prompt_tokens, MESSAGES)
@@ -100,7 +100,7 @@ def main() -> None:
             )  # fmt: skip
             step(
                 "finish (UPDATE, durable)",
-                service.finish_record,
+                protocol.finish_record,
                 call_id,
                 status="ok",
                 tokens_in=30,
@@ -133,10 +133,10 @@ def print_finish_statements(tenant: Tenant) -> None:
         return execute(sql, params, many, context)
 
     with tenant_context(tenant):
-        call_id = service._claim(uuid.uuid4(), None, "sim-model", MESSAGES, "bench")
+        call_id = protocol.claim(uuid.uuid4(), None, "sim-model", MESSAGES, "bench")
         print("statements of one finish_record:")
         with connection.execute_wrapper(show):
-            service.finish_record(call_id, status="ok", tokens_in=30, tokens_out=8)
+            protocol.finish_record(call_id, status="ok", tokens_in=30, tokens_out=8)
 
 
 if __name__ == "__main__":

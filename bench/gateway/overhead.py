@@ -37,7 +37,8 @@ from django_tenants.utils import tenant_context  # noqa: E402
 from devtools.llm_simulator.testing import SimulatorControl, free_port, start_simulator, stop_simulator  # noqa: E402
 from gateway.actions import do_set_budget, do_set_rate_limits  # noqa: E402
 from gateway.config import get_model_route  # noqa: E402
-from gateway.service import complete, litellm_module  # noqa: E402
+from gateway.provider import litellm_module  # noqa: E402
+from gateway.service import complete  # noqa: E402
 from gateway.testing import seed_simulated_catalogue  # noqa: E402
 from tenants.actions import do_create_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402

@@ -259,7 +259,7 @@ GATEWAY_REDIS_NAMESPACE = env("GATEWAY_REDIS_NAMESPACE", default="")  # "" = the
 # interrupted and the reservation expires: above the task hard time limit, below the visibility timeout.
 GATEWAY_LEASE_SECONDS = env.int("GATEWAY_LEASE_SECONDS", default=180)
 # A call still 'started' this long after its lease expired is declared interrupted by the beat sweep
-# (gateway.service.finish_abandoned_calls); above CELERY_VISIBILITY_TIMEOUT, so a redelivery comes first.
+# (gateway.protocol.finish_abandoned_calls); above CELERY_VISIBILITY_TIMEOUT, so a redelivery comes first.
 GATEWAY_ABANDONED_AFTER_SECONDS = env.int("GATEWAY_ABANDONED_AFTER_SECONDS", default=600)
 GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=2)
 # Completed model-call records commit durably (wait for the WAL flush) unless this is off; see docs/gateway.md.

@@ -7,40 +7,36 @@ import struct
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from pydantic import BaseModel, ValidationError
 
 from gateway.api.auth import ApiCaller, api_view, openai_error
 from gateway.api.models_listing import allowed_models
+from gateway.api.schemas import BadRequest, ChatCompletionRequest, EmbeddingRequest, bad_request_from
 from gateway.embeddings import EMBEDDING_KIND, embed, model_kind
 from gateway.errors import GatewayError
 from gateway.service import complete
 from gateway.streaming import StreamEvent, stream
 
 MAX_BODY_BYTES = 1_000_000
-MAX_EMBEDDING_INPUTS = 256
-MESSAGE_ROLES = {"system", "developer", "user", "assistant"}
-# Parameters we cannot honour yet. Refused rather than silently ignored: a caller relying on them must know.
-UNSUPPORTED_CHAT_PARAMS = (
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "response_format",
-    "logprobs",
-)
+Body = TypeVar("Body", bound=BaseModel)
 
 
-class BadRequest(Exception):
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
+def _bad_request(bad: BadRequest) -> JsonResponse:
+    return openai_error(400, bad.message, error_type="invalid_request_error", param=bad.param)
 
-    def response(self) -> JsonResponse:
-        return openai_error(400, self.message, error_type="invalid_request_error", param=self.param)
+
+def _too_large() -> JsonResponse:
+    return openai_error(
+        413,
+        f"The request body is larger than {MAX_BODY_BYTES:,} bytes.",
+        error_type="invalid_request_error",
+        code="request_too_large",
+    )
 
 
 def _gateway_error_response(error: GatewayError) -> JsonResponse:
@@ -61,74 +57,21 @@ def _model_not_found(model: str) -> JsonResponse:
     )
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any]:
-    if len(request.body) > MAX_BODY_BYTES:
-        raise BadRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+def _parsed_body(request: HttpRequest, schema: type[Body]) -> Body | JsonResponse:
+    """The body validated by `schema`, or the error response (413 too large, 400 otherwise)."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _too_large()  # refused before reading it
     try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return body
-
-
-def _model_param(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise BadRequest("'model' is required and must be a string.", "model")
-    return model.strip()
-
-
-def _message_text(content: Any, index: int) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if (
-                not isinstance(part, dict)
-                or part.get("type") != "text"
-                or not isinstance(part.get("text"), str)
-            ):
-                raise BadRequest(f"messages[{index}].content: only text parts are supported.", "messages")
-            texts.append(part["text"])
-        return "".join(texts)
-    raise BadRequest(f"messages[{index}].content must be a string or a list of text parts.", "messages")
-
-
-def _messages_param(body: dict[str, Any]) -> list[dict[str, str]]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("'messages' must be a non-empty list.", "messages")
-    parsed = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise BadRequest(f"messages[{index}] must be an object.", "messages")
-        role = message.get("role")
-        if role not in MESSAGE_ROLES:
-            raise BadRequest(
-                f"messages[{index}].role must be one of {', '.join(sorted(MESSAGE_ROLES))}.", "messages"
-            )
-        # Our models know "system"; OpenAI's newer "developer" role means the same.
-        parsed.append(
-            {
-                "role": "system" if role == "developer" else role,
-                "content": _message_text(message.get("content"), index),
-            }
-        )
-    return parsed
-
-
-def _max_tokens_param(body: dict[str, Any]) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadRequest(f"'{name}' must be a positive integer.", name)
-        return value
-    return None
+        raw = request.body  # a chunked body is limited by Django (DATA_UPLOAD_MAX_MEMORY_SIZE) as it is read
+    except RequestDataTooBig:
+        return _too_large()
+    if len(raw) > MAX_BODY_BYTES:
+        return _too_large()
+    try:
+        return schema.model_validate_json(raw or b"null")
+    except ValidationError as invalid:
+        return _bad_request(bad_request_from(invalid))
 
 
 def _outside_key_scope(caller: ApiCaller, model: str) -> bool:
@@ -149,40 +92,20 @@ def _tenant_schema(request: HttpRequest) -> str:
 def chat_completions(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return openai_error(405, "Use POST for /v1/chat/completions.", error_type="invalid_request_error")
-    try:
-        body = _json_body(request)
-        model = _model_param(body)
-        messages = _messages_param(body)
-        max_tokens = _max_tokens_param(body)
-        for name in UNSUPPORTED_CHAT_PARAMS:
-            if body.get(name) not in (None, [], {}):
-                raise BadRequest(f"'{name}' is not supported by this API yet.", name)
-        if body.get("n") not in (None, 1):
-            raise BadRequest("Only n=1 is supported.", "n")
-        streaming = body.get("stream", False)
-        if not isinstance(streaming, bool):
-            raise BadRequest("'stream' must be true or false.", "stream")
-        stream_options = body.get("stream_options") or {}
-        if not isinstance(stream_options, dict):
-            raise BadRequest("'stream_options' must be an object.", "stream_options")
-    except BadRequest as bad:
-        return bad.response()
+    body = _parsed_body(request, ChatCompletionRequest)
+    if isinstance(body, JsonResponse):
+        return body
+    model, messages, max_tokens = body.model, body.messages_for_model(), body.answer_limit
     caller, tenant_schema = _caller(request), _tenant_schema(request)
     if _outside_key_scope(caller, model):
         return _model_not_found(model)
     if model_kind(model) == EMBEDDING_KIND:
-        return BadRequest(f"'{model}' is an embedding model; use /v1/embeddings.", "model").response()
+        return _bad_request(BadRequest(f"'{model}' is an embedding model; use /v1/embeddings.", "model"))
 
     request_id = uuid.uuid4()
-    if streaming:
+    if body.stream:
         return _stream_completion(
-            tenant_schema,
-            request_id,
-            caller,
-            model,
-            messages,
-            max_tokens,
-            bool(stream_options.get("include_usage")),
+            tenant_schema, request_id, caller, model, messages, max_tokens, body.include_usage
         )
     try:
         completion = complete(
@@ -319,18 +242,6 @@ def _chain(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEv
     yield from rest
 
 
-def _embedding_inputs(body: dict[str, Any]) -> list[str]:
-    raw = body.get("input")
-    inputs = [raw] if isinstance(raw, str) else raw
-    if not isinstance(inputs, list) or not inputs:
-        raise BadRequest("'input' must be a non-empty string or list of strings.", "input")
-    if len(inputs) > MAX_EMBEDDING_INPUTS:
-        raise BadRequest(f"At most {MAX_EMBEDDING_INPUTS} inputs per request.", "input")
-    if not all(isinstance(text, str) and text for text in inputs):
-        raise BadRequest("Every input must be a non-empty string (token arrays are not supported).", "input")
-    return inputs
-
-
 def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
     if encoding == "base64":
         # OpenAI's format: little-endian float32, base64 (what the official client asks for by default).
@@ -342,25 +253,15 @@ def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
 def embeddings(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return openai_error(405, "Use POST for /v1/embeddings.", error_type="invalid_request_error")
-    try:
-        body = _json_body(request)
-        model = _model_param(body)
-        inputs = _embedding_inputs(body)
-        encoding = body.get("encoding_format") or "float"
-        if encoding not in ("float", "base64"):
-            raise BadRequest("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
-        dimensions = body.get("dimensions")
-        if dimensions is not None and (
-            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
-        ):
-            raise BadRequest("'dimensions' must be a positive integer.", "dimensions")
-    except BadRequest as bad:
-        return bad.response()
+    body = _parsed_body(request, EmbeddingRequest)
+    if isinstance(body, JsonResponse):
+        return body
+    model, inputs, encoding, dimensions = body.model, body.input, body.encoding_format, body.dimensions
     caller, tenant_schema = _caller(request), _tenant_schema(request)
     if _outside_key_scope(caller, model):
         return _model_not_found(model)
     if model in allowed_models(tenant_schema) and model_kind(model) != EMBEDDING_KIND:
-        return BadRequest(f"'{model}' is not an embedding model.", "model").response()
+        return _bad_request(BadRequest(f"'{model}' is not an embedding model.", "model"))
     request_id = uuid.uuid4()
     try:
         result = embed(

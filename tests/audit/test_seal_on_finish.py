@@ -20,8 +20,10 @@ from gateway import policy as gateway_policy
 from gateway.errors import ModelNotAllowed, ProviderUnavailable
 from gateway.exports import write_model_call_export
 from gateway.models import ModelCall
-from gateway.service import _claim, begin_call, complete, finish_abandoned_calls
-from gateway.service import finish_record as _finish
+from gateway.protocol import GatewayCall, finish_abandoned_calls
+from gateway.protocol import claim as _claim
+from gateway.protocol import finish_record as _finish
+from gateway.service import complete
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, read_export
 
@@ -224,7 +226,7 @@ def test_calls_abandoned_long_after_their_lease_are_sealed_as_interrupted_by_the
     schema = chain_tenant.schema_name
     with tenant_context(chain_tenant):
         claimed = [
-            begin_call(
+            GatewayCall.begin(
                 tenant_schema=schema,
                 request_id=uuid.uuid4(),
                 user_id=None,
