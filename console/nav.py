@@ -22,6 +22,7 @@ CONSOLE_NAV: list[NavItem] = [
     NavItem("model-calls", "Model calls", "Monitor", "console:model_calls"),
     NavItem("audit", "Audit events", "Monitor", "console:audit"),
     NavItem("evidence", "Evidence export", "Monitor", "audit:home"),
+    NavItem("incidents", "Incidents", "Monitor", "incidents:console"),
     NavItem("prompts", "Prompts", "Configure", "prompts:list"),
     NavItem("knowledge", "Knowledge", "Configure", "knowledge:home"),
     NavItem("models", "Models", "Configure", "console:models"),

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from convosuite.site_files import favicon
+from incidents import urls as incident_urls
 
 urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
@@ -17,6 +18,7 @@ urlpatterns = [
     # Before console/: the console's placeholder route would otherwise claim these sections.
     path("console/prompts/", include("prompts.urls")),
     path("console/audit/", include("audit.urls")),
+    path("console/incidents/", include((incident_urls.console_urlpatterns, "incidents"))),
     path("", include("knowledge.urls")),
     path("console/", include("console.urls")),
     path("v1/", include("gateway.api.urls")),

@@ -8,6 +8,7 @@ from django.urls import include, path
 from accounts import views as account_views
 from accounts.access import public_view
 from convosuite.site_files import favicon
+from incidents import urls as incident_urls
 
 # Platform staff sign in through the identity provider too; the admin's own password form is not offered.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
@@ -28,6 +29,9 @@ urlpatterns = [
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("admin/", admin.site.urls),
     path("platform/", include("platform_console.urls")),
+    path("platform/", include((incident_urls.platform_urlpatterns, "incidents"))),
+    # The public status page: no sign-in, no tenant data.
+    path("status/", include((incident_urls.public_urlpatterns, "status"))),
 ]
 
 handler403 = "convosuite.errors.permission_denied"

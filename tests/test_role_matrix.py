@@ -16,6 +16,9 @@ from django_tenants.utils import tenant_context
 from accounts.models import Role, User
 from audit.models import AuditExport
 from gateway.api.actions import do_create_api_key
+from incidents.actions import do_open_incident
+from incidents.models import Incident, IncidentTenant
+from incidents.tenant.models import TenantNotice
 from knowledge.crypto_seam import encrypt_for_tenant
 from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
 from tenants.models import BreakGlassGrant, Tenant
@@ -68,6 +71,9 @@ ALLOWED_OUTCOMES = {
     "console:fallbacks_save": 400,  # "Choose the model whose fallbacks you are setting."
     "console:api_key_create": 400,  # "Give the key a name, so you can tell it apart later."
     "console:api_key_revoke": 302,  # revoked, back to the list
+    "incidents:acknowledge": 302,  # acknowledged, back to the incidents page
+    "incidents:thresholds": 400,  # every number is required: the page again with the error
+    "incidents:revoke": 400,  # not confirmed: nothing revoked, the page again with the error
 }
 
 # Platform pages: the outcome for each platform principal (tenant sessions: 403, anonymous: sign-in).
@@ -90,6 +96,14 @@ PLATFORM_OUTCOMES = {
     # The sample export is not ready yet: nothing to download.
     "platform:grant_download_export": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 404},
     "platform:close_grant": {"platform_admin_without_grant": 404, "platform_admin_with_grant": 302},
+    "incidents:list": {"platform_admin_without_grant": 200, "platform_admin_with_grant": 200},
+    "incidents:detail": {"platform_admin_without_grant": 200, "platform_admin_with_grant": 200},
+    "incidents:status_admin": {"platform_admin_without_grant": 200, "platform_admin_with_grant": 200},
+    # Empty forms: back to the page with the error shown.
+    **{
+        f"incidents:{name}": {"platform_admin_without_grant": 302, "platform_admin_with_grant": 302}
+        for name in ("status", "note", "review", "notice", "remediate", "postmortem", "status_update")
+    },
 }
 
 
@@ -165,6 +179,18 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
         values["path"] = "no/such/endpoint"
     if "grant_id" in names:
         values["grant_id"] = world.grant.pk
+    if names & {"incident_id", "notice_id"}:
+        incident = do_open_incident(
+            kind=Incident.Kind.OTHER, title="Matrix incident", detected_by="matrix", notify_platform=False,
+            tenants=[(world.acme.schema_name, IncidentTenant.Role.AFFECTED)],
+        )  # fmt: skip
+        values["incident_id"] = incident.pk
+        if "notice_id" in names:
+            with tenant_context(world.acme):
+                values["notice_id"] = TenantNotice.objects.create(
+                    incident_id=incident.pk, reference=incident.reference, subject="s", body="b", sent_by_label="m"
+                ).pk
+            values.pop("incident_id")
     unknown = names - set(values)
     assert not unknown, f"{pattern.name}: add a sample value for URL parameter(s) {sorted(unknown)}"
     return values

@@ -201,6 +201,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "gateway.send_budget_alerts_every_tenant",
         "schedule": env.int("GATEWAY_BUDGET_ALERT_SECONDS", default=60),
     },
+    # The status page follows the circuit breakers (half-open is a matter of time; incidents/status.py).
+    "incidents-sync-service-status": {
+        "task": "incidents.sync_service_status",
+        "schedule": env.int("INCIDENTS_STATUS_SYNC_SECONDS", default=10),
+    },
     # Seals model calls left 'started' by a process that died and whose request never came again.
     "gateway-finish-abandoned-calls": {
         "task": "gateway.finish_abandoned_calls_every_tenant",
@@ -214,6 +219,9 @@ CELERY_BEAT_SCHEDULE = {
 INCIDENTS_LEAK_CONTAINMENT = env.str("INCIDENTS_LEAK_CONTAINMENT", default="model_calls")
 if INCIDENTS_LEAK_CONTAINMENT not in ("model_calls", "tenant", "off"):
     raise ValueError("INCIDENTS_LEAK_CONTAINMENT must be model_calls, tenant or off.")
+
+# Where tenants are sent to follow an outage (the platform domain's public status page).
+INCIDENTS_STATUS_PAGE_URL = env("INCIDENTS_STATUS_PAGE_URL", default="http://localhost:8000/status/")
 
 # Test-only fault hooks for the incident rehearsals (convosuite/faults.py). Refused unless DEBUG is on;
 # production settings force them off.
