@@ -3,11 +3,12 @@
 #   make up     bring the whole product up on local defaults (demo tenants, users, local model)
 #   make test   lint, type checks and the whole test suite (unit, integration, browser)
 #   make lint   ruff and mypy only
+#   make gameday  the three incident rehearsals against the real stack, with a report table (docs/playbooks/)
 
 VENV := .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: up test lint bootstrap bootstrap-local-model
+.PHONY: up test lint gameday bootstrap bootstrap-local-model
 
 bootstrap:
 	bash devtools/bootstrap.sh
@@ -32,3 +33,8 @@ test: bootstrap
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; \
 	if [ $$rc -ne 0 ]; then failed="$$failed pytest"; fi; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
+
+# The incident playbooks rehearsed end to end (tests/gameday/): bounded to 10 minutes, report table at the end.
+# They are also part of `make test`.
+gameday: bootstrap
+	timeout 600 $(PY) -m pytest tests/gameday -q -p no:cacheprovider

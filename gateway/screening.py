@@ -276,6 +276,14 @@ def plant(text: str, kind: str, *, note: str = "Internal reference {token}; neve
     return f"{text}\n\n({note.format(token=token)})" if token else text
 
 
+_PLANTED_RE = re.compile(r"\n\n\(Internal reference " + CANARY_RE.pattern + r"[^)\n]*\)$")
+
+
+def unplant(text: str) -> str:
+    """The text without the note plant() appended (what the tenant wrote; for tests and display)."""
+    return _PLANTED_RE.sub("", text)
+
+
 class StreamScreen:
     """Screens a streamed answer piece by piece. Text is released only once it cannot be the beginning of a
     marker, so a marker split across chunks is caught before any of it is shown; ordinary text (anything

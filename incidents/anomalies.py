@@ -42,6 +42,7 @@ from gateway.api.models import KEY_SOURCE_PREFIX, ApiKey
 from gateway.errors import CrossTenantBlocked, KillSwitchOn
 from gateway.hooks import CallObserved
 from gateway.models import ModelCall
+from gateway.policy import check_kill_switch
 from incidents.actions import do_open_incident, do_record_containment
 from incidents.models import Incident, IncidentTenant
 from incidents.notices import auto_notice
@@ -357,10 +358,25 @@ def observe_call(observation: CallObserved) -> None:
                 )  # fmt: skip
             )
     for trip in trips:
-        if store.client().set(
+        if trip.action == Action.CONTAIN:
+            # Contain again whenever the switch is off (an admin restored service and it happens again); the
+            # short marker only keeps concurrent calls from containing twice.
+            marker = _key(schema, f"containing:{trip.rule}")
+            if _kill_switch_on(schema) or not store.client().set(marker, "1", nx=True, ex=5):
+                continue
+        elif not store.client().set(
             _key(schema, f"tripped:{trip.rule}:{trip.discriminator}"), "1", nx=True, ex=TRIP_QUIET_SECONDS
         ):
-            do_trip(schema, trip)
+            continue
+        do_trip(schema, trip)
+
+
+def _kill_switch_on(schema: str) -> bool:
+    try:
+        check_kill_switch(schema)
+    except KillSwitchOn:
+        return True
+    return False
 
 
 def do_trip(schema: str, trip: Trip) -> Incident:
@@ -394,6 +410,9 @@ def do_trip(schema: str, trip: Trip) -> Incident:
             ),
             actor_label=f"{DETECTOR} ({incident.reference})",
         )
+        # The minute counted so far is the incident's: service restored later starts from a clean window.
+        minute = int(time.time() // 60)
+        store.client().delete(*[_key(schema, f"tok:{m}") for m in (minute, minute - 1)])
         do_record_containment(
             incident,
             actor_label=f"{DETECTOR} ({incident.reference})",

@@ -40,7 +40,9 @@ def tenant_summary(incident: Incident, schema_name: str) -> str:
     if incident.kind == Incident.Kind.CROSS_TENANT_LEAK:
         if link is not None and link.role == IncidentTenant.Role.SOURCE:
             return f"Data of your organisation was stopped on its way to another organisation ({where})."
-        return f"Data of another organisation was stopped in your organisation's {where} before anyone saw it."
+        return (
+            f"Data of another organisation was stopped in your organisation's {where} before anyone saw it."
+        )
     if incident.kind == Incident.Kind.TENANT_COMPROMISE:
         return "Unusual activity: " + incident.title.split(": ", 1)[-1]
     return incident.title
@@ -51,7 +53,9 @@ def _schema(request: HttpRequest) -> str:
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    return render(request, template, {"nav": nav_sections(ACTIVE), "active": ACTIVE, **context}, status=status)
+    return render(
+        request, template, {"nav": nav_sections(ACTIVE), "active": ACTIVE, **context}, status=status
+    )
 
 
 def _settings_rows(values: Any) -> list[dict[str, Any]]:

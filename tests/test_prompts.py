@@ -10,6 +10,7 @@ from audit.models import AuditEvent
 from chat.actions import _history_for_model, do_generate_assistant_reply
 from chat.models import Conversation, Message
 from devtools.llm_simulator.testing import SimulatorControl
+from gateway import screening
 from prompts.actions import (
     PromptError,
     VersionDraft,
@@ -159,7 +160,8 @@ def test_label_moves_and_rollback_are_audited_and_drive_the_chat(
         do_move_label(template, "production", v1, acting_user=admin, reason="rollback")
         do_generate_assistant_reply(pending.id)
         system_sent = sim.requests()[-1]["body"]["messages"][0]
-        assert system_sent == {"role": "system", "content": "Prompt v1 for Acme Corporation."}
+        assert system_sent["role"] == "system" and screening.CANARY_PREFIX in system_sent["content"]
+        assert screening.unplant(system_sent["content"]) == "Prompt v1 for Acme Corporation."
 
         moves = [e.details for e in template_history(template) if e.kind == "prompts.label_moved"]
         assert [(m["label"], m["from_version"], m["to_version"], m["reason"]) for m in moves] == [
@@ -185,10 +187,9 @@ def test_conversation_without_agent_keeps_the_default_assistant(
             conversation=conversation, role="assistant", status="pending", request_id=uuid.uuid4()
         )
         do_generate_assistant_reply(pending.id)
-    assert sim.requests()[-1]["body"]["messages"][0] == {
-        "role": "system",
-        "content": settings.CHAT_SYSTEM_PROMPT,
-    }
+    system_sent = sim.requests()[-1]["body"]["messages"][0]
+    assert system_sent["role"] == "system"
+    assert screening.unplant(system_sent["content"]) == settings.CHAT_SYSTEM_PROMPT  # with the tenant's canary
 
 
 # --- console pages and access ------------------------------------------------------------------------------
