@@ -6,7 +6,6 @@ from django.conf import settings
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from accounts.models import Role, User
-from chat.tasks import requires_tenant_context
 from gateway.actions import access_gateway_policy
 from incidents.actions import send_incident_email
 from incidents.anomalies import access_watch_settings
@@ -14,6 +13,7 @@ from incidents.models import Incident, IncidentNotification
 from incidents.postmortem import do_draft_postmortem
 from incidents.status import sync_model_statuses
 from tenants.models import Tenant
+from tenants.task_context import requires_tenant_context
 
 
 # Beat, every INCIDENTS_STATUS_SYNC_SECONDS: half-open is a matter of time, no call announces it.
