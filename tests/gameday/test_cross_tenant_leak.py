@@ -34,11 +34,11 @@ MESSAGES_PER_USER = 3
 
 
 def chat(browser: Browser, texts: list[str]) -> None:
-    started = browser.post("/chat/new/")
-    assert started.status_code == 302, started.text[:300]
-    conversation = started.headers["Location"]
+    """One conversation per question (a conversation takes the next message once its answer is written)."""
     for text in texts:
-        sent = browser.post(f"{conversation}messages/", {"content": text})
+        started = browser.post("/chat/new/")
+        assert started.status_code == 302, started.text[:300]
+        sent = browser.post(f"{started.headers['Location']}messages/", {"content": text})
         assert sent.status_code == 200, sent.text[:300]
 
 
