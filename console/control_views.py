@@ -1,16 +1,14 @@
-"""The console's control pages: budgets & limits, kill switch, models, API keys.
+"""The console's control pages: budgets & limits, kill switch, models (API keys: console.api_key_views).
 
 Thin: parse the form, call the gateway's actions (each validates, changes the tenant's policy, writes the
 audit event and publishes the policy to every worker), render. Bad input answers 400 with the page again,
 the message next to the field and everything typed kept.
 """
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -31,14 +29,11 @@ from gateway.actions import (
     do_set_time_zone,
 )
 from gateway.alerts import budget_status
-from gateway.api.actions import ApiKeyRejected, access_api_key_by_id, do_create_api_key, do_revoke_api_key
-from gateway.api.models import ApiKey
 from gateway.config import CHAT_KIND, UnknownModelError, get_model_route, model_kind, offered_entries
 from gateway.models import BudgetAlert
 
 ADMINS = [Role.TENANT_ADMIN.value]
 MAX_FALLBACKS = 3
-KEYS_PER_PAGE = 50
 
 
 def _render(
@@ -270,63 +265,3 @@ def fallbacks_save(request: HttpRequest) -> HttpResponse:
         f"Fallbacks of {model} saved." if fallbacks else f"{model} has no fallbacks now.",
     )
     return redirect("console:models")
-
-
-# --- API keys ---------------------------------------------------------------------------------------------
-
-
-def _api_keys_page(
-    request: HttpRequest,
-    *,
-    error: str = "",
-    form: dict[str, Any] | None = None,
-    new_key: Any = None,
-    status: int = 200,
-) -> HttpResponse:
-    policy = access_gateway_policy()
-    keys = ApiKey.objects.select_related("created_by").order_by("revoked_at", "-created_at")
-    context = {
-        "page": Paginator(keys, KEYS_PER_PAGE).get_page(request.GET.get("page")),
-        "query": "",
-        "scope_choices": policy.allowed_models,
-        "error": error,
-        "form": form or {},
-        "new_key": new_key,
-    }
-    return _render(request, "console/api_keys.html", "api-keys", context, status=status)
-
-
-@require_GET
-@tenant_view(roles=ADMINS)
-def api_keys(request: HttpRequest) -> HttpResponse:
-    return _api_keys_page(request)
-
-
-@require_POST
-@tenant_view(roles=ADMINS)
-def api_key_create(request: HttpRequest) -> HttpResponse:
-    name = request.POST.get("name", "")
-    scope = [alias for alias in request.POST.getlist("models") if alias]
-    try:
-        created = do_create_api_key(name=name, models=scope, acting_user=request.user)  # type: ignore[arg-type]
-    except ApiKeyRejected as refusal:
-        form = {"name": name, "models": scope}
-        return _api_keys_page(request, error=str(refusal), form=form, status=400)
-    # The secret is in this response only: not in the session, not in a redirect, never stored.
-    response = _api_keys_page(request, new_key=created, status=201)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@require_POST
-@tenant_view(roles=ADMINS)
-def api_key_revoke(request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
-    api_key = access_api_key_by_id(key_id)
-    if api_key.revoked_at is not None:
-        messages.info(request, f"The key {api_key.name} was already revoked.")
-    else:
-        do_revoke_api_key(api_key, acting_user=request.user)  # type: ignore[arg-type]
-        messages.success(
-            request, f"The key {api_key.name} is revoked: requests with it are refused from now on."
-        )
-    return redirect("console:api_keys")

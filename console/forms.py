@@ -1,6 +1,7 @@
 """Forms of the console's control pages: they parse and bound the input; gateway.actions validates the
 configuration itself (and its PolicyError messages are shown next to the form)."""
 
+import datetime as dt
 import functools
 import zoneinfo
 from typing import Any
@@ -108,3 +109,72 @@ class BudgetsForm(forms.Form):
         }
         rates = {field: data[field] for field in self.RATE_FIELDS if data[field] != getattr(policy, field)}
         return budget, rates, (data["time_zone"] if data["time_zone"] != time_zone else None)
+
+
+class ApiKeyForm(forms.Form):
+    """A new API key: name, model scope, expiry and the key's own limits (all but the name optional)."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=100,
+        error_messages={
+            "required": "Give the key a name, so you can tell it apart later.",
+            "max_length": "Key names are limited to 100 characters.",
+        },
+    )
+    models = forms.MultipleChoiceField(label="Models", required=False, choices=[])
+    expires_on = forms.DateField(
+        label="Expires",
+        required=False,
+        error_messages={"invalid": "Enter a date like 2027-01-31."},
+    )
+    daily_token_budget = forms.IntegerField(
+        label="Daily token budget",
+        required=False,
+        min_value=1,
+        max_value=MAX_TOKENS,
+        error_messages={
+            "invalid": "Enter a whole number.",
+            "min_value": "At least 1 (leave it empty for no budget of its own).",
+            "max_value": f"At most {MAX_TOKENS:,}.",
+        },
+    )
+    requests_per_minute = forms.IntegerField(
+        label="Requests per minute",
+        required=False,
+        min_value=1,
+        max_value=MAX_PER_MINUTE,
+        error_messages={
+            "invalid": "Enter a whole number.",
+            "min_value": "At least 1 (leave it empty for no limit of its own).",
+            "max_value": f"At most {MAX_PER_MINUTE:,}.",
+        },
+    )
+
+    def __init__(self, *args: Any, allowed_models: list[str], today: dt.date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        models_field: Any = self.fields["models"]
+        models_field.choices = [(alias, alias) for alias in allowed_models]
+        models_field.error_messages["invalid_choice"] = "%(value)s is not one of the models you allow."
+
+    def clean_name(self) -> str:
+        name = " ".join(str(self.cleaned_data["name"]).split())
+        if not name:
+            raise forms.ValidationError("Give the key a name, so you can tell it apart later.")
+        return name
+
+    def clean_expires_on(self) -> dt.date | None:
+        expires_on: dt.date | None = self.cleaned_data.get("expires_on")
+        if expires_on is not None and expires_on < self.today:
+            raise forms.ValidationError("Choose today or a later date.")
+        return expires_on
+
+    def expires_at(self, time_zone: str) -> dt.datetime | None:
+        """A key that expires on a date works through that whole day (the tenant's day)."""
+        expires_on: dt.date | None = self.cleaned_data.get("expires_on")
+        if expires_on is None:
+            return None
+        return dt.datetime.combine(
+            expires_on + dt.timedelta(days=1), dt.time.min, zoneinfo.ZoneInfo(time_zone)
+        )

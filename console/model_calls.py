@@ -1,6 +1,7 @@
 """The tenant's model-call log: filtered queries and the full record of one call (current tenant schema)."""
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -11,11 +12,20 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import User
+from console.callers import describe_caller, keys_by_source
+from gateway.api.models import ApiKey
 from gateway.models import ModelCall
 
 
 class ModelCallFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
+    # "user:<id>" for a person, "key:<prefix>" for an API key (console.callers.Caller.filter_value).
+    caller = forms.RegexField(
+        required=False,
+        regex=r"^(user:[1-9][0-9]{0,18}|key:[0-9a-f]{1,16})$",
+        label="Made by",
+        error_messages={"invalid": "Choose a person or an API key from the list."},
+    )
     user = forms.IntegerField(required=False, min_value=1, label="User")
     model = forms.CharField(required=False, max_length=128, label="Model")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *ModelCall.Status.choices])
@@ -38,6 +48,11 @@ def filtered_model_calls(filters: dict[str, Any], *, time_zone: str) -> QuerySet
     calls = ModelCall.objects.select_related("user").defer("messages", "response", "tool_calls")
     if filters.get("user"):
         calls = calls.filter(user_id=filters["user"])
+    caller = filters.get("caller") or ""
+    if caller.startswith("user:"):
+        calls = calls.filter(user_id=int(caller.removeprefix("user:")))
+    elif caller:
+        calls = calls.filter(source=caller)
     if filters.get("model"):
         calls = calls.filter(model_requested=filters["model"])
     if filters.get("status"):
@@ -61,6 +76,7 @@ def filtered_model_calls(filters: dict[str, Any], *, time_zone: str) -> QuerySet
                 | Q(error_code__icontains=query)
                 | Q(user__email__icontains=query)
                 | Q(user__display_name__icontains=query)
+                | Q(source__in=[key.call_source for key in ApiKey.objects.filter(name__icontains=query)])
             )
     return calls.order_by("-created_at")
 
@@ -70,8 +86,31 @@ def filter_choices() -> dict[str, Any]:
         "models": list(
             ModelCall.objects.order_by().values_list("model_requested", flat=True).distinct()[:200]
         ),
-        "users": list(User.objects.filter(is_active=True).order_by("display_name", "email")[:500]),
+        "people": [
+            (f"user:{person.pk}", str(person))
+            for person in User.objects.filter(is_active=True).order_by("display_name", "email")[:500]
+        ],
+        "keys": [
+            (key.call_source, f"{key.name} ({key.prefix})") for key in ApiKey.objects.order_by("name")[:500]
+        ],
     }
+
+
+def selected_caller(form: ModelCallFilterForm) -> str:
+    """The filter's caller as the select names it (an old ?user=<id> link still selects that person)."""
+    data = form.data
+    caller = str(data.get("caller") or "")
+    return caller or (f"user:{data['user']}" if data.get("user") else "")
+
+
+def with_callers(calls: Iterable[ModelCall]) -> list[ModelCall]:
+    """The calls, each with .caller (console.callers.Caller): a person, or the API key by its name."""
+    keys = keys_by_source()
+    described = []
+    for call in calls:
+        call.caller = describe_caller(call.user, call.source, keys)  # type: ignore[attr-defined]
+        described.append(call)
+    return described
 
 
 def access_model_call_by_id(call_id: uuid.UUID) -> ModelCall:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import control_views, views
+from console import api_key_views, control_views, views
 
 app_name = "console"
 
@@ -19,7 +19,8 @@ urlpatterns = [
     path("models/", control_views.models, name="models"),
     path("models/save/", control_views.models_save, name="models_save"),
     path("models/fallbacks/", control_views.fallbacks_save, name="fallbacks_save"),
-    path("api-keys/", control_views.api_keys, name="api_keys"),
-    path("api-keys/new/", control_views.api_key_create, name="api_key_create"),
-    path("api-keys/<uuid:key_id>/revoke/", control_views.api_key_revoke, name="api_key_revoke"),
+    path("api-keys/", api_key_views.api_keys, name="api_keys"),
+    path("api-keys/new/", api_key_views.api_key_create, name="api_key_create"),
+    path("api-keys/<uuid:key_id>/created/", api_key_views.api_key_created, name="api_key_created"),
+    path("api-keys/<uuid:key_id>/revoke/", api_key_views.api_key_revoke, name="api_key_revoke"),
 ]

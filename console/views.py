@@ -23,6 +23,8 @@ from console.model_calls import (
     filter_choices,
     filtered_model_calls,
     model_call_content,
+    selected_caller,
+    with_callers,
 )
 from console.nav import nav_sections
 from console.usage import usage_report
@@ -79,14 +81,23 @@ def usage_live(request: HttpRequest) -> HttpResponse:
 def model_calls(request: HttpRequest) -> HttpResponse:
     form = ModelCallFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
-        invalid = {"form": form, "page": None, "choices": filter_choices(), "query": ""}
+        invalid = {
+            "form": form,
+            "page": None,
+            "choices": filter_choices(),
+            "query": "",
+            "selected_caller": selected_caller(form),
+        }
         return _render(request, "console/model_calls.html", "model-calls", invalid, status=400)
     filters = form.cleaned_data if request.GET else {}
     calls = filtered_model_calls(filters, time_zone=request.tenant.time_zone)  # type: ignore[attr-defined]
+    page = _page(request, calls)
+    page.object_list = with_callers(page.object_list)
     context: dict[str, Any] = {
         "form": form,
-        "page": _page(request, calls),
+        "page": page,
         "choices": filter_choices(),
+        "selected_caller": selected_caller(form),
         "query": _query_without_page(request),
         "filtered": any(filters.values()) if filters else False,
     }
@@ -96,7 +107,7 @@ def model_calls(request: HttpRequest) -> HttpResponse:
 @require_GET
 @tenant_view(roles=ADMINS)
 def model_call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
-    call = access_model_call_by_id(call_id)
+    (call,) = with_callers([access_model_call_by_id(call_id)])
     context = {"call": call, "content": model_call_content(call), "back": request.GET.get("back", "")}
     return _render(request, "console/model_call_detail.html", "model-calls", context)
 

@@ -15,6 +15,7 @@ from gateway.api.models import ApiKey
 from gateway.models import GatewayPolicy
 from tenants.models import Tenant
 from tests.conftest import client_for, make_member
+from tests.factories import ModelCallFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -209,17 +210,41 @@ def test_admin_sets_allow_list_default_and_ordered_fallbacks(acme: Tenant) -> No
 
 def test_api_key_secret_is_shown_once_and_only_its_hash_is_kept(acme: Tenant) -> None:
     client, admin = admin_client(acme)
-    response = client.post("/console/api-keys/new/", {"name": "Nightly report", "models": ["sim-model"]})
-    body = response.content.decode()
-    assert response.status_code == 201 and response["Cache-Control"] == "no-store"
-    secret = body.split('id="new-key-secret">')[1].split("</code>")[0]
-    assert secret.startswith("cs-acme.")
+    response = client.post(
+        "/console/api-keys/new/",
+        {"name": "Nightly report", "models": ["sim-model"], "daily_token_budget": "5000", "expires_on": ""},
+    )
+    # POST-redirect-GET: the page that shows the secret is a GET, so reloading it posts nothing again.
+    assert response.status_code == 303
     with tenant_context(acme):
         key = ApiKey.objects.get(name="Nightly report")
+    assert response["Location"] == f"/console/api-keys/{key.id}/created/"
+    shown = client.get(response["Location"])
+    body = shown.content.decode()
+    assert shown.status_code == 200 and shown["Cache-Control"] == "no-store"
+    secret = body.split('id="new-key-secret">')[1].split("</code>")[0]
+    assert secret.startswith("cs-acme.")
+    # The snippets carry the tenant's own base URL and the key, ready to copy.
+    assert "http://acme.localhost/v1/chat/completions" in body and f'api_key="{secret}"' in body
     assert key.secret_hash == hash_key(secret) and key.model_scope == ["sim-model"]
-    assert key.created_by_id == admin.pk
+    assert key.created_by_id == admin.pk and key.daily_token_budget == 5000 and key.expires_at is None
+    # Reloading: no secret any more, and no second key.
+    again = client.get(response["Location"]).content.decode()
+    assert secret not in again and "was shown once" in again
+    with tenant_context(acme):
+        assert ApiKey.objects.filter(name="Nightly report").count() == 1
     listing = client.get("/console/api-keys/").content.decode()
     assert secret not in listing and key.prefix in listing and "Nightly report" in listing
+    assert "5,000 tokens/day" in listing
+
+
+def test_api_key_secret_is_kept_in_the_session_only_encrypted(acme: Tenant) -> None:
+    client, _ = admin_client(acme)
+    response = client.post("/console/api-keys/new/", {"name": "Encrypted while waiting"})
+    pending = client.session["console.new_api_key"]
+    assert pending["secret"].startswith("cs1:") and "cs-acme." not in pending["secret"]
+    client.get(response["Location"])
+    assert "console.new_api_key" not in client.session
 
 
 def test_api_key_needs_a_name(acme: Tenant) -> None:
@@ -229,6 +254,28 @@ def test_api_key_needs_a_name(acme: Tenant) -> None:
     assert response.status_code == 400
     assert "Give the key a name, so you can tell it apart later." in body
     assert 'name="models" value="sim-model" checked' in body
+
+
+def test_api_key_expiry_and_limits_are_checked_and_kept_as_typed(acme: Tenant) -> None:
+    client, _ = admin_client(acme)
+    response = client.post(
+        "/console/api-keys/new/",
+        {"name": "Bad limits", "expires_on": "2001-01-01", "daily_token_budget": "0", "requests_per_minute": "x"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Choose today or a later date." in body
+    assert "At least 1 (leave it empty for no budget of its own)." in body
+    assert "Enter a whole number." in body
+    assert 'value="Bad limits"' in body and 'value="2001-01-01"' in body
+    with tenant_context(acme):
+        assert not ApiKey.objects.filter(name="Bad limits").exists()
+    ok = client.post("/console/api-keys/new/", {"name": "Until new year", "expires_on": "2099-12-31"})
+    assert ok.status_code == 303
+    with tenant_context(acme):
+        key = ApiKey.objects.get(name="Until new year")
+    # It works through the last day in the tenant's time zone (UTC here).
+    assert key.expires_at is not None and key.expires_at.isoformat() == "2100-01-01T00:00:00+00:00"
 
 
 def test_api_key_revoke_and_another_tenants_key_is_not_found(acme: Tenant, globex: Tenant) -> None:
@@ -265,3 +312,22 @@ def test_nav_has_no_placeholders_left(acme: Tenant) -> None:
     for key in ("models", "budgets", "kill-switch", "api-keys"):
         assert f'data-nav="{key}"' in body
     assert "Soon" not in body and "/console/coming/" not in body
+
+
+def test_key_traffic_is_shown_with_the_keys_name_in_the_log_and_can_be_filtered(acme: Tenant) -> None:
+    client, _ = admin_client(acme)
+    with tenant_context(acme):
+        key = do_create_api_key(name="Nightly report script").api_key
+        by_key = ModelCallFactory.create(user=None, source=key.call_source)
+        ModelCallFactory.create(source="chat")
+    listing = client.get("/console/model-calls/").content.decode()
+    row = listing.split(f'data-call-id="{by_key.id}"')[1].split("</tr>")[0]
+    assert "Nightly report script" in row and f"API key · {key.prefix}" in row and "—" not in row
+    filtered = client.get("/console/model-calls/", {"caller": key.call_source}).content.decode()
+    assert filtered.count("data-call-id=") == 1 and f'data-call-id="{by_key.id}"' in filtered
+    assert client.get("/console/model-calls/", {"q": "nightly"}).content.decode().count("data-call-id=") == 1
+    assert client.get("/console/model-calls/", {"caller": "nobody"}).status_code == 400
+    detail = client.get(f"/console/model-calls/{by_key.id}/").content.decode()
+    assert "Nightly report script" in detail.split('id="call-caller"')[1].split("</dd>")[0]
+    keys_page = client.get("/console/api-keys/").content.decode()
+    assert f'data-key-tokens-today="{by_key.tokens_in + by_key.tokens_out}"' in keys_page

@@ -115,15 +115,27 @@ def test_admin_manages_models_and_api_keys(stack: Stack, new_page: Any) -> None:
 
     admin.click("[data-nav=api-keys]")
     admin.fill("#key-name", "Browser test script")
+    admin.fill("#key-rpm", "30")
     admin.click("#create-key")
     secret = admin.locator("#new-key-secret")
     expect(secret).to_contain_text("cs-acme.")
+    # The snippets are ready to paste: this tenant's base URL and the key itself.
+    expect(admin.locator("#snippet-curl")).to_contain_text(f"{stack.url('acme', '/v1')}/chat/completions")
+    expect(admin.locator("#snippet-python")).to_contain_text(secret.inner_text())
     screenshot(admin, "console-api-key-created")
     admin.click("#copy-key")
     expect(admin.locator("#copy-key")).to_have_text(re.compile("Copied|Copy"))
 
+    # Reloading the page that showed the secret (POST-redirect-GET) creates nothing and shows no secret.
+    admin.reload()
+    expect(admin.locator("#secret-gone")).to_contain_text("was shown once")
+    expect(admin.locator("#new-key-secret")).to_have_count(0)
+    admin.go_back()
+    expect(admin.locator("#new-key-secret")).to_have_count(0)
     admin.click("[data-nav=api-keys]")
     expect(admin.locator("#new-key-secret")).to_have_count(0)  # shown once
+    expect(admin.locator("tr[data-key='Browser test script']")).to_have_count(1)
+    expect(admin.locator("tr[data-key='Browser test script']")).to_contain_text("30 requests/min")
     row = admin.locator("tr[data-key='Browser test script']").first
     row.locator("button[data-open-dialog]").click()
     dialog = row.locator("dialog")
