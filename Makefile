@@ -4,11 +4,12 @@
 #   make test   lint, type checks and the whole test suite (unit, integration, browser)
 #   make lint   ruff and mypy only
 #   make gameday  the three incident rehearsals against the real stack, with a report table (docs/playbooks/)
+#   make cluster-rehearsal   the stack as several hosts on this machine (docs/deployment.md; not part of make test)
 
 VENV := .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: up test lint gameday bootstrap bootstrap-local-model
+.PHONY: up test lint gameday bootstrap bootstrap-local-model cluster-rehearsal
 
 bootstrap:
 	bash devtools/bootstrap.sh
@@ -38,3 +39,8 @@ test: bootstrap
 # They are also part of `make test`.
 gameday: bootstrap
 	timeout 600 $(PY) -m pytest tests/gameday -q -p no:cacheprovider
+
+# Two web nodes behind HAProxy, two worker nodes, shared PostgreSQL and Redis, each node its own network
+# namespace; real traffic, then a table. Needs root (ip netns). docs/deployment.md, "Several nodes".
+cluster-rehearsal: bootstrap
+	$(PY) -m devtools.cluster
