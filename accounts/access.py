@@ -55,7 +55,7 @@ def platform_view(view: ViewFunc) -> ViewFunc:
     """Pages on the platform domain for platform staff (role platform_admin from the identity provider).
 
     They never show tenant content by themselves: break-glass pages additionally require an open grant
-    (tenants.break_glass.access_active_grant_by_id)."""
+    (lifecycle.break_glass.access_active_grant_by_id)."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:

@@ -94,7 +94,7 @@ def main() -> None:
     from knowledge.minilm import shared_encoder
     from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
     from knowledge.retrieval import _nearest_chunks
-    from tenants.actions import do_create_tenant
+    from lifecycle.actions import do_create_tenant
 
     rng = random.Random(7)
     tenant = do_create_tenant(slug="bench", name="Benchmark tenant", domains=["bench.localhost"])

@@ -21,6 +21,8 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.members import tenant_admin_emails
+from accounts.models import User
 from gateway import store
 from gateway.actions import access_gateway_policy
 from gateway.models import BudgetAlert, GatewayPolicy, ModelCall
@@ -120,8 +122,6 @@ def _counters(tenant_schema: str, day: str, month: str) -> list[int | None]:
 def _top_user_today(policy: GatewayPolicy, day_start: dt.datetime, next_day: dt.datetime) -> TopUser | None:
     if policy.user_daily_token_cap is None:
         return None
-    from accounts.models import User
-
     row = (
         ModelCall.objects.filter(
             status__in=[ModelCall.Status.OK, ModelCall.Status.ERROR],
@@ -221,8 +221,6 @@ def notify_tenant_admins_of_budget(tenant: Tenant, budget: BudgetUse, recipients
 def send_budget_alerts(tenant_schema: str, now: dt.datetime | None = None) -> int:
     """E-mail the tenant admins about each budget past the alert threshold, once per budget and period.
     Returns how many alerts were recorded now (0 when each was already sent)."""
-    from tenants.break_glass import tenant_admin_emails
-
     status = budget_status(tenant_schema, now or timezone.now())
     if not status.alerts:
         return 0

@@ -22,7 +22,7 @@ from gateway.actions import access_gateway_policy, do_set_kill_switch
 from gateway.screening import HitReport
 from incidents.actions import do_open_incident, do_record_containment
 from incidents.models import Incident, IncidentTenant
-from tenants.actions import do_freeze_tenant
+from lifecycle.actions import do_freeze_tenant
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)

@@ -26,6 +26,14 @@ from audit.actions import ExportRejected, access_export_by_id, do_request_model_
 from audit.models import AuditExport
 from audit.views import _parse_local as parse_utc_input
 from console.model_calls import model_call_content
+from lifecycle.break_glass import (
+    BreakGlassRejected,
+    access_active_grant_by_id,
+    do_close_break_glass_grant,
+    do_open_break_glass_grant,
+    do_record_break_glass_read,
+    staff_label,
+)
 from platform_console.reads import (
     access_conversation_under_grant,
     access_knowledge_base_under_grant,
@@ -39,14 +47,6 @@ from platform_console.reads import (
     prompt_versions_under_grant,
 )
 from platform_console.usage import usage_across_tenants
-from tenants.break_glass import (
-    BreakGlassRejected,
-    access_active_grant_by_id,
-    do_close_break_glass_grant,
-    do_open_break_glass_grant,
-    do_record_break_glass_read,
-    staff_label,
-)
 from tenants.models import BreakGlassGrant, Tenant
 
 PAGE_SIZE = 50

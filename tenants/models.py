@@ -19,7 +19,7 @@ class Tenant(TenantMixin):
     time_zone: "models.CharField[str, str]" = models.CharField(max_length=64, default="UTC")
     created_at: "models.DateTimeField[object, object]" = models.DateTimeField(auto_now_add=True)
 
-    # Schema and migrations are created by tenants.actions.do_create_tenant, not implicitly on save.
+    # Schema and migrations are created by lifecycle.actions.do_create_tenant, not implicitly on save.
     auto_create_schema = False
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ from gateway.testing import (
     restore_shared_tenant_policy,
     seed_simulated_catalogue,
 )
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.factories import UserFactory
 from tests.support import processes

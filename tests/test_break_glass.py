@@ -13,7 +13,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import Role, User
 from audit.models import AuditEvent
-from tenants.break_glass import BreakGlassRejected, do_open_break_glass_grant
+from lifecycle.break_glass import BreakGlassRejected, do_open_break_glass_grant
 from tenants.models import BreakGlassGrant, Tenant
 from tests.conftest import client_for, make_member
 from tests.factories import ConversationFactory, MessageFactory, ModelCallFactory

@@ -14,7 +14,7 @@ from accounts.models import Role
 from audit.models import AuditEvent, AuditExport
 from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
-from tenants.break_glass import do_open_break_glass_grant
+from lifecycle.break_glass import do_open_break_glass_grant
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, make_calls, read_export
 from tests.conftest import client_for, make_member

@@ -11,8 +11,8 @@ from django_tenants.utils import tenant_context
 from accounts.models import Role, User
 from audit.models import AuditEvent
 from knowledge.models import Document, DocumentVersion, KnowledgeBase
+from lifecycle.break_glass import do_open_break_glass_grant
 from prompts.models import PRODUCTION, PromptLabel
-from tenants.break_glass import do_open_break_glass_grant
 from tenants.models import BreakGlassGrant, Tenant
 from tests.conftest import client_for, make_member
 from tests.factories import PromptTemplateFactory, PromptVersionFactory

@@ -16,7 +16,7 @@ from gateway.alerts import budget_status
 from gateway.models import BudgetAlert
 from gateway.policy import reserve, settle
 from gateway.tasks import send_budget_alerts
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import client_for, make_member
 

@@ -15,8 +15,8 @@ from keys.crypto import EncryptionError, decrypt_text, encrypt_text, forget_cach
 from keys.kms import EnvironmentMasterKeys, KeyUnwrapError, generate_master_key_entry
 from keys.models import TenantKey
 from keys.rotation import do_rewrap_data_keys, do_rotate_tenant_data_key
+from lifecycle.actions import do_create_tenant
 from prompts.actions import VersionDraft, do_create_prompt_template
-from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import make_member
 

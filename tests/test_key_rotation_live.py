@@ -14,7 +14,7 @@ from devtools.llm_simulator.testing import SimulatorControl
 from keys.crypto import forget_cached_keys
 from keys.models import TenantKey
 from keys.rotation import do_rotate_tenant_data_key
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tests.conftest import client_for, make_member
 
 MESSAGES_PER_USER = 8

@@ -13,8 +13,8 @@ from chat.models import Message
 from convosuite.log_redaction import REDACTED, remember_sensitive_text
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway import screening
+from lifecycle.actions import do_create_tenant
 from prompts.actions import VersionDraft, do_create_prompt_template
-from tenants.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import client_for, make_member
 from tests.support.processes import LOG_DIR

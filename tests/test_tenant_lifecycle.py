@@ -26,8 +26,8 @@ from chat.models import Message
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway.models import GatewayPolicy, ModelCall
 from keys.models import TenantKey
-from tenants.actions import do_create_tenant, do_freeze_tenant, do_offboard_tenant
-from tenants.break_glass import do_open_break_glass_grant
+from lifecycle.actions import do_create_tenant, do_freeze_tenant, do_offboard_tenant
+from lifecycle.break_glass import do_open_break_glass_grant
 from tenants.models import Domain, Tenant, TenantTombstone
 from tenants.status import TENANT_FROZEN_MESSAGE
 from tests.conftest import client_for, make_member

@@ -18,8 +18,8 @@ from django_tenants.utils import schema_context, tenant_context
 
 from audit.actions import do_record_audit_event
 from audit.models import AuditEvent
+from lifecycle.actions import do_create_tenant
 from tenants import schema_recipe
-from tenants.actions import do_create_tenant
 from tenants.models import Tenant, TenantSchemaRecipe
 from tenants.schema_recipe import (
     RecordingRefused,

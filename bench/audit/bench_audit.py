@@ -50,7 +50,7 @@ from django_tenants.utils import tenant_context  # noqa: E402
 from audit.chain import GENESIS_HASH, append_to_chain, hash_row, read_head  # noqa: E402
 from gateway.models import ModelCall  # noqa: E402
 from keys.crypto import active_key_id, encrypt_text  # noqa: E402
-from tenants.actions import do_create_tenant  # noqa: E402
+from lifecycle.actions import do_create_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 TENANT = "bench_audit"

@@ -40,7 +40,7 @@ from gateway.config import get_model_route  # noqa: E402
 from gateway.provider import litellm_module  # noqa: E402
 from gateway.service import complete  # noqa: E402
 from gateway.testing import seed_simulated_catalogue  # noqa: E402
-from tenants.actions import do_create_tenant  # noqa: E402
+from lifecycle.actions import do_create_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 MESSAGES = [

@@ -1,4 +1,4 @@
-"""bench/tenants: provisioning time (tenants.actions.do_create_tenant; with TENANT_SCHEMA_REPLAY=False every
+"""bench/tenants: provisioning time (lifecycle.actions.do_create_tenant; with TENANT_SCHEMA_REPLAY=False every
 tenant runs migrate_schemas), request latency with many tenants in one database, migrate_schemas time.
 
 Runs against its OWN database (dropped and recreated at the start), never the development or test one:
@@ -94,7 +94,7 @@ def main() -> None:
     call_command("migrate_schemas", shared=True, verbosity=0)
     shared_seconds = time.perf_counter() - started
 
-    from tenants.actions import do_create_tenant
+    from lifecycle.actions import do_create_tenant
 
     do_create_tenant(slug="public", name="Platform", domains=["localhost"])
     provisioning: list[float] = []

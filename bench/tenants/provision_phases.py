@@ -7,7 +7,7 @@ Runs against its OWN database (dropped and recreated at the start; the name must
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/convosuite_provision_bench \\
         .venv/bin/python bench/tenants/provision_phases.py --tenants 20 [--profile]
 
-Phases are the steps of tenants.actions.do_create_tenant (tenant row, data key, schema, domain), timed one by
+Phases are the steps of lifecycle.actions.do_create_tenant (tenant row, data key, schema, domain), timed one by
 one, plus what the default gateway policy (budgets; created by seed_demo today, not by create_tenant) would
 add. --profile prints the top of a cProfile of the migrate_schemas way.
 """
@@ -86,7 +86,7 @@ def main() -> None:
     recreate_database()
     from django.core.management import call_command
 
-    from tenants.actions import do_create_tenant
+    from lifecycle.actions import do_create_tenant
     from tenants.schema_recipe import (
         migrate_and_record,
         migrate_schema,

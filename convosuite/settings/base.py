@@ -25,9 +25,11 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[".localhost", "localho
 # https://django-tenants.readthedocs.io/en/latest/install.html
 # Public schema: the platform only (tenants, domains, platform staff, sessions).
 SHARED_APPS = [
-    # Before django_tenants so that our create_tenant command (schema by migrations, domains, timing) is the
-    # one manage.py runs, not django-tenants' interactive one of the same name.
     "tenants",
+    # Tenant lifecycle (onboard, freeze, offboard, break-glass; no models). Before django_tenants so that our
+    # create_tenant command (schema by migrations, domains, timing) is the one manage.py runs, not
+    # django-tenants' interactive one of the same name.
+    "lifecycle",
     "django_tenants",
     "keys",
     "evidence",

@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from gateway.actions import do_set_rate_limits
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 
 

@@ -28,7 +28,7 @@ from devtools.llm_simulator.testing import SimulatorControl
 from evidence.signing import platform_key
 from gateway.models import ModelCall
 from gateway.service import complete
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.audit.helpers import VERIFIER_PATH, load_verifier, make_calls
 from tests.conftest import client_for, make_member

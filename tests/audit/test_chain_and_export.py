@@ -219,7 +219,7 @@ def test_verifier_rejects_an_edited_manifest(
 def test_truncating_the_chain_tail_in_the_database_is_caught_by_the_signed_checkpoint(
     sim: SimulatorControl, tmp_path: Path
 ) -> None:
-    from tenants.actions import do_create_tenant
+    from lifecycle.actions import do_create_tenant
 
     tenant = do_create_tenant(slug=f"trunc_{uuid.uuid4().hex[:8]}", name="Truncated", domains=[])
     with tenant_context(tenant):

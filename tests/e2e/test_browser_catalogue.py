@@ -11,7 +11,7 @@ from django.test.utils import override_settings
 from playwright.sync_api import expect
 
 from gateway import breaker
-from tenants.actions import do_offboard_tenant
+from lifecycle.actions import do_offboard_tenant
 from tenants.models import Tenant
 from tests.conftest import Stack
 from tests.e2e.conftest import screenshot

@@ -9,7 +9,7 @@ import pytest
 from django_tenants.utils import schema_context, tenant_context
 
 from accounts.models import Role, User
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.factories import UserFactory
 

@@ -21,7 +21,7 @@ from knowledge.actions import (
 )
 from knowledge.models import Chunk, Document, DocumentVersion
 from knowledge.retrieval import RetrievalOutsideTenant, build_context_messages, search_knowledge_bases
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import make_member
 

@@ -4,7 +4,7 @@ from django import forms
 from django.core.validators import RegexValidator
 from django_tenants.utils import get_public_schema_name
 
-from tenants.actions import TENANT_SLUG_RE
+from lifecycle.actions import TENANT_SLUG_RE
 from tenants.models import Domain, Tenant
 
 _HOST = RegexValidator(

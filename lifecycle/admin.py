@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from convosuite.read_only_admin import ReadOnlyModelAdmin
-from tenants.actions import (
+from lifecycle.actions import (
     TenantLifecycleError,
     TenantSlugError,
     do_create_tenant,
@@ -25,7 +25,7 @@ from tenants.actions import (
     do_offboard_tenant,
     do_unfreeze_tenant,
 )
-from tenants.forms import OnboardTenantForm
+from lifecycle.forms import OnboardTenantForm
 from tenants.models import BreakGlassGrant, Domain, Tenant, TenantTombstone
 
 

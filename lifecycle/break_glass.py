@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from accounts.members import tenant_admin_emails
 from accounts.models import Role, User
 from audit.actions import do_record_audit_event
 from tenants.models import BreakGlassGrant, Tenant
@@ -43,17 +44,6 @@ def check_break_glass_request(tenant: Tenant | None, reason: str, minutes: int) 
     if not 1 <= minutes <= BreakGlassGrant.MAX_MINUTES:
         raise BreakGlassRejected(f"A grant lasts between 1 and {BreakGlassGrant.MAX_MINUTES} minutes.")
     return reason
-
-
-def tenant_admin_emails() -> list[str]:
-    """Addresses of the tenant admins, as the identity provider last stated them (current tenant schema)."""
-    return sorted(
-        email
-        for email in User.objects.filter(
-            roles__contains=[Role.TENANT_ADMIN.value], is_active=True
-        ).values_list("email", flat=True)
-        if email
-    )
 
 
 def notify_tenant_admins_of_grant(grant: BreakGlassGrant, recipients: list[str]) -> None:

@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants.actions import TenantLifecycleError, do_unfreeze_tenant
-from tenants.management.commands._lifecycle import operator_label, tenant_by_slug
+from lifecycle.actions import TenantLifecycleError, do_unfreeze_tenant
+from lifecycle.management.commands._lifecycle import operator_label, tenant_by_slug
 
 
 class Command(BaseCommand):

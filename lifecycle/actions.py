@@ -12,8 +12,8 @@ from django_tenants.utils import get_public_schema_name, schema_exists, tenant_c
 from accounts.middleware import SESSION_TENANT_KEY
 from audit.actions import do_record_audit_event
 from gateway.actions import do_create_default_policy
-from tenants.archive import write_tenant_archive
-from tenants.keys import destroy_tenant_key
+from lifecycle.archive import write_tenant_archive
+from lifecycle.keys import destroy_tenant_key
 from tenants.models import Domain, Tenant, TenantTombstone
 from tenants.schema_recipe import do_build_tenant_schema
 

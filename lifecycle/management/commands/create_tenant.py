@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants.actions import TenantSlugError, do_create_tenant
+from lifecycle.actions import TenantSlugError, do_create_tenant
 
 
 class Command(BaseCommand):

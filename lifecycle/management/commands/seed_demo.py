@@ -8,7 +8,7 @@ from django_tenants.utils import tenant_context
 
 from catalogue.actions import do_seed_catalogue
 from gateway.actions import do_create_default_policy
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 
 DEMO_TENANTS = [
     ("public", "ConvoSuite platform", ["localhost", "127.0.0.1"]),

@@ -4,8 +4,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants.actions import TenantLifecycleError, do_offboard_tenant
-from tenants.management.commands._lifecycle import operator_label, tenant_by_slug
+from lifecycle.actions import TenantLifecycleError, do_offboard_tenant
+from lifecycle.management.commands._lifecycle import operator_label, tenant_by_slug
 
 
 class Command(BaseCommand):
