@@ -2,7 +2,7 @@
 #
 #   make up     bring the whole product up on local defaults (demo tenants, users, local model)
 #   make test   lint, type checks and the whole test suite (unit, integration, browser)
-#   make lint   ruff and mypy only
+#   make lint   ruff, mypy and the import layers (lint-imports) only
 #   make gameday  the three incident rehearsals against the real stack, with a report table (docs/playbooks/)
 #   make cluster-rehearsal   the stack as several hosts on this machine (docs/deployment.md; not part of make test)
 
@@ -23,13 +23,16 @@ up: bootstrap-local-model
 lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
-# Runs ruff, mypy and pytest even when an earlier one fails, and fails if any of them failed.
+# Runs ruff, mypy, lint-imports (the layer contract in .importlinter, docs/architecture.md) and pytest
+# even when an earlier one fails, and fails if any of them failed.
 # pytest exit status 5 means "no tests collected": we always have tests, so that fails too.
 test: bootstrap
 	@failed=""; \
 	echo "== ruff"; $(VENV)/bin/ruff check . || failed="$$failed ruff"; \
 	echo "== mypy"; $(VENV)/bin/mypy . || failed="$$failed mypy"; \
+	echo "== lint-imports"; $(VENV)/bin/lint-imports --no-cache --no-logo || failed="$$failed lint-imports"; \
 	echo "== pytest"; $(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; \
 	if [ $$rc -ne 0 ]; then failed="$$failed pytest"; fi; \

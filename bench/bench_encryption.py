@@ -28,8 +28,8 @@ from accounts.models import User  # noqa: E402
 from chat.models import Conversation, Message  # noqa: E402
 from convosuite.log_redaction import MAX_REMEMBERED_TEXTS, remember_sensitive_text  # noqa: E402
 from keys.crypto import decrypt_text, encrypt_text, forget_cached_keys  # noqa: E402
-from keys.rotation import do_rotate_tenant_data_key  # noqa: E402
 from lifecycle.actions import do_create_tenant  # noqa: E402
+from lifecycle.rotation import do_rotate_tenant_data_key  # noqa: E402
 
 ROWS: list[tuple[str, str, str]] = []
 

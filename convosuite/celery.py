@@ -3,7 +3,6 @@ each task inside that tenant's schema; tenants/task_context.py makes a tenant ta
 
 import os
 
-from celery.signals import worker_init
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "convosuite.settings.local")
@@ -11,11 +10,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "convosuite.settings.local")
 app = CeleryApp("convosuite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-
-@worker_init.connect
-def load_provider_client(**kwargs: object) -> None:
-    """Import the model client once in the parent process, so forked workers start warm."""
-    from gateway.service import load_provider_client
-
-    load_provider_client()

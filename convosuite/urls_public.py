@@ -24,7 +24,7 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("", landing, name="landing"),
     path("oidc/", include("mozilla_django_oidc.urls")),
-    path("", include("evidence.urls")),
+    path("", include("convosuite.evidence_urls")),
     path("logout/", account_views.logout, name="logout"),
     path("login-failed/", account_views.login_failed, name="login_failed"),
     path("admin/", admin.site.urls),

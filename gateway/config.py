@@ -6,7 +6,7 @@ tries to configure it, and never routed to (it would be recorded as free).
 
 Every model call reads its route here, so each process keeps the catalogue in memory and checks a version
 counter in Redis at most every GATEWAY_CATALOGUE_CHECK_SECONDS (one GET); a committed change bumps the
-counter (catalogue/actions.py). Staleness window: another process sees a change at most that many seconds
+counter (gateway/catalogue.py). Staleness window: another process sees a change at most that many seconds
 after its commit (plus the reload itself); the process that made it sees it at once.
 """
 
@@ -129,7 +129,7 @@ def is_offered(alias: str) -> bool:
 
 
 def offered_entries() -> list[CatalogueEntry]:
-    """The enabled catalogue entries (priced or not), by alias. Read-only: change them in catalogue.actions."""
+    """The enabled catalogue entries (priced or not), by alias. Read-only: change them in gateway.catalogue."""
     entries = _catalogue().entries
     return [entries[alias] for alias in sorted(entries)]
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_init
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -22,6 +23,14 @@ from tenants.task_context import requires_tenant_context, send_to_every_tenant
 
 logger = logging.getLogger(__name__)
 EXPORT_TIME_LIMIT = 3660
+
+
+
+@worker_init.connect
+def load_provider_client(**kwargs: object) -> None:
+    """Import the model client once in the worker's parent process, so forked workers start warm. (The
+    worker imports this module, like every app's tasks module, before it sends worker_init.)"""
+    service.load_provider_client()
 
 
 # No retries: the next beat tick (a minute later) checks again, and an alert is sent once per period.

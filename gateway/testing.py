@@ -6,10 +6,10 @@ from typing import Any
 from django.conf import settings
 from django.db.models import DecimalField
 
-from catalogue.actions import do_seed_catalogue
 from catalogue.models import CatalogueEntry
 from gateway import breaker, store
 from gateway.actions import access_gateway_policy, default_policy_values
+from gateway.catalogue import do_seed_catalogue
 from gateway.config import announce_catalogue_change
 from gateway.models import GatewayPolicy
 from gateway.policy import publish_policy

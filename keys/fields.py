@@ -73,7 +73,7 @@ class EncryptedJSONField(EncryptedTextField):
 class EncryptedTokenField(models.TextField):  # type: ignore[type-arg]
     """Text the application encrypts and decrypts itself (keys.crypto tokens, e.g. knowledge text that raw
     SQL reads): stored and returned as is. Declaring the column with this class is what makes key
-    rotation (keys.rotation) re-encrypt it like an EncryptedTextField."""
+    rotation (lifecycle.rotation) re-encrypt it like an EncryptedTextField."""
 
     description = "Text already encrypted with the tenant's data key"
 

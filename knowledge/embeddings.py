@@ -12,6 +12,9 @@ from typing import Any, Protocol
 import numpy as np
 from django.conf import settings
 
+from gateway.embeddings import embed
+from gateway.errors import GatewayError
+from knowledge.minilm import ModelFilesMissing, shared_encoder
 from tenants.context import current_schema
 
 
@@ -75,8 +78,6 @@ class LocalMiniLMBackend:
         self.dimensions = dimensions
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        from knowledge.minilm import ModelFilesMissing, shared_encoder
-
         try:
             return shared_encoder().encode(texts)
         except ModelFilesMissing as missing:
@@ -98,9 +99,6 @@ class GatewayEmbeddingBackend:
         self.user_id = user_id
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        from gateway.embeddings import embed
-        from gateway.errors import GatewayError
-
         try:
             result: Any = embed(
                 tenant_schema=current_schema(),

@@ -24,7 +24,7 @@ from accounts.access import platform_view
 from accounts.models import User
 from audit.actions import ExportRejected, access_export_by_id, do_request_model_call_export, export_file_path
 from audit.models import AuditExport
-from audit.views import _parse_local as parse_utc_input
+from console.inputs import parse_utc_input
 from console.model_calls import model_call_content
 from lifecycle.break_glass import (
     BreakGlassRejected,

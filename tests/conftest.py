@@ -16,10 +16,10 @@ from django_tenants.utils import schema_context, tenant_context
 
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import User
-from catalogue.actions import do_seed_catalogue
 from catalogue.models import CatalogueEntry
 from devtools.idp.testing import start_idp, stop_idp
 from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
+from gateway.catalogue import do_seed_catalogue
 from gateway.config import forget_catalogue_cache
 from gateway.testing import (
     forget_gateway_state,

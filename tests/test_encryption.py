@@ -14,8 +14,8 @@ from keys import crypto
 from keys.crypto import EncryptionError, decrypt_text, encrypt_text, forget_cached_keys
 from keys.kms import EnvironmentMasterKeys, KeyUnwrapError, generate_master_key_entry
 from keys.models import TenantKey
-from keys.rotation import do_rewrap_data_keys, do_rotate_tenant_data_key
 from lifecycle.actions import do_create_tenant
+from lifecycle.rotation import do_rewrap_data_keys, do_rotate_tenant_data_key
 from prompts.actions import VersionDraft, do_create_prompt_template
 from tenants.models import Tenant
 from tests.conftest import make_member
@@ -215,7 +215,7 @@ def test_migration_encrypts_messages_stored_as_plaintext() -> None:
 
 @pytest.mark.usefixtures("committed_db")
 def test_rotation_never_overwrites_a_row_changed_while_it_was_being_reencrypted(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from keys import rotation
+    from lifecycle import rotation
 
     slug = f"race_{uuid.uuid4().hex[:8]}"
     tenant = do_create_tenant(slug=slug, name="Race Ltd", domains=[f"race-{slug[5:]}.localhost"])

@@ -13,8 +13,8 @@ from chat.models import Conversation, Message
 from devtools.llm_simulator.testing import SimulatorControl
 from keys.crypto import forget_cached_keys
 from keys.models import TenantKey
-from keys.rotation import do_rotate_tenant_data_key
 from lifecycle.actions import do_create_tenant
+from lifecycle.rotation import do_rotate_tenant_data_key
 from tests.conftest import client_for, make_member
 
 MESSAGES_PER_USER = 8

@@ -5,6 +5,8 @@ from typing import Any
 from django import template
 
 from console.nav import nav_sections
+from gateway.alerts import budget_status
+from gateway.models import GatewayPolicy
 
 register = template.Library()
 
@@ -27,8 +29,6 @@ def console_nav(context: Any) -> dict[str, Any]:
     tenant = getattr(request, "tenant", None)
     kill_switch_on = False
     if tenant is not None and not tenant.is_platform:
-        from gateway.models import GatewayPolicy
-
         kill_switch_on = GatewayPolicy.objects.filter(singleton=True, kill_switch=True).exists()
     return {"nav": nav_sections(active), "kill_switch_on": kill_switch_on}
 
@@ -37,8 +37,6 @@ def console_nav(context: Any) -> dict[str, Any]:
 def console_banners(context: Any) -> dict[str, Any]:
     """On every console page: a red banner while the kill switch is on, and one for each budget past the
     tenant's alert threshold (read-only; the e-mail is sent by gateway.tasks)."""
-    from gateway.alerts import budget_status
-
     request = context.get("request")
     tenant = getattr(request, "tenant", None)
     if tenant is None or tenant.is_platform:

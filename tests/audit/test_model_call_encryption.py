@@ -22,8 +22,8 @@ from gateway.models import ModelCall
 from gateway.service import complete
 from keys.crypto import encrypt_text, forget_cached_keys
 from keys.migration_helpers import allow_reencryption_of_sealed_rows
-from keys.rotation import do_rotate_tenant_data_key
 from lifecycle.actions import do_create_tenant
+from lifecycle.rotation import do_rotate_tenant_data_key
 from tenants.models import Tenant
 from tests.audit.helpers import load_verifier, read_export
 

@@ -14,11 +14,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
-from catalogue.actions import do_save_catalogue_entry
 from catalogue.models import CatalogueChange, CatalogueEntry
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway import policy as gateway_policy
 from gateway.actions import do_set_model_allow_list
+from gateway.catalogue import do_save_catalogue_entry
 from gateway.config import announce_catalogue_change
 from gateway.errors import ModelNotAllowed
 from gateway.models import ModelCall
@@ -165,7 +165,7 @@ def test_seeding_adds_only_missing_entries_and_never_overwrites_an_admin_edit() 
 
 @pytest.mark.django_db
 def test_make_up_refreshes_the_seeded_endpoints_and_records_it(simulator: SimulatorControl) -> None:
-    from catalogue.actions import do_seed_catalogue
+    from gateway.catalogue import do_seed_catalogue
 
     # The session's simulator runs on its own port, not the one in the settings.
     assert (

@@ -11,7 +11,6 @@ from django_tenants.utils import tenant_context
 from audit.models import AuditEvent
 from devtools.llm_simulator.testing import SimulatorControl
 from keys.crypto import forget_cached_keys
-from keys.rotation import do_rotate_tenant_data_key
 from knowledge.actions import (
     do_create_knowledge_base,
     do_delete_document,
@@ -22,6 +21,7 @@ from knowledge.actions import (
 from knowledge.models import Chunk, Document, DocumentVersion
 from knowledge.retrieval import RetrievalOutsideTenant, build_context_messages, search_knowledge_bases
 from lifecycle.actions import do_create_tenant
+from lifecycle.rotation import do_rotate_tenant_data_key
 from tenants.models import Tenant
 from tests.conftest import make_member
 

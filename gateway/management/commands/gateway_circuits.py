@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from catalogue.actions import do_reset_circuit
 from gateway import breaker
+from gateway.catalogue import do_reset_circuit
 from gateway.config import catalogue_aliases
 
 

@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django_tenants.utils import tenant_context
 
-from catalogue.actions import do_seed_catalogue
 from gateway.actions import do_create_default_policy
+from gateway.catalogue import do_seed_catalogue
 from lifecycle.actions import do_create_tenant
 
 DEMO_TENANTS = [

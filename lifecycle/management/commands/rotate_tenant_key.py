@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from keys.rotation import do_rotate_tenant_data_key
+from lifecycle.rotation import do_rotate_tenant_data_key
 from tenants.models import Tenant
 
 

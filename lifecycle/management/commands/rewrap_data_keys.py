@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from keys.kms import get_kms
-from keys.rotation import do_rewrap_data_keys
+from lifecycle.rotation import do_rewrap_data_keys
 
 
 class Command(BaseCommand):

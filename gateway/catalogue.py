@@ -4,8 +4,9 @@ the same transaction, and after commit tells every process to reload its cached 
 from decimal import Decimal
 from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from catalogue.models import CatalogueChange, CatalogueEntry
 from gateway import breaker
@@ -119,3 +120,11 @@ def do_reset_circuit(alias: str, *, acting_label: str) -> None:
     CatalogueChange.objects.create(
         alias=alias, action=CatalogueChange.Action.CIRCUIT_RESET, actor_label=acting_label[:200]
     )
+
+
+def seed_catalogue_after_migrate(sender: AppConfig, **kwargs: Any) -> None:
+    """Every migrated database has at least the seed catalogue (missing entries only, never overwriting), so
+    a new tenant's default policy always finds its default model, whatever order a deploy runs commands in."""
+    if getattr(connection, "schema_name", "public") != "public":
+        return  # django-tenants migrates each tenant schema too; the catalogue lives in public only
+    do_seed_catalogue(acting_label="manage.py migrate")

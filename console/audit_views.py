@@ -11,7 +11,6 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
@@ -24,19 +23,12 @@ from audit.actions import (
     export_file_path,
 )
 from audit.models import AuditEvent, AuditExport, RedactionPolicy
+from console.inputs import parse_utc_input
 from evidence.signing import platform_key
 
 ADMIN = ["tenant_admin"]
 EVENTS_PER_PAGE = 25
 VERIFIER_FILE = settings.BASE_DIR / "verifier" / "verify_export.py"
-
-
-def _parse_local(value: str) -> dt.datetime | None:
-    """<input type=datetime-local> sends no zone: the console states that times are UTC."""
-    parsed = parse_datetime(value.strip()) if value else None
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
 
 
 def _with_details_text(event: AuditEvent) -> AuditEvent:
@@ -75,8 +67,8 @@ def audit_home(request: HttpRequest) -> HttpResponse:
 @require_POST
 @tenant_view(roles=ADMIN)
 def start_export(request: HttpRequest) -> HttpResponse:
-    window_start = _parse_local(request.POST.get("window_start", ""))
-    window_end = _parse_local(request.POST.get("window_end", ""))
+    window_start = parse_utc_input(request.POST.get("window_start", ""))
+    window_end = parse_utc_input(request.POST.get("window_end", ""))
     error = ""
     if window_start is None or window_end is None:
         error = "Give the window's start and end as dates and times (UTC)."

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evidence import views
+from convosuite import evidence_views as views
 
 urlpatterns = [
     path(".well-known/convosuite-audit-key", views.audit_public_key, name="audit_public_key"),

@@ -1,6 +1,6 @@
 """The model catalogue in the platform's Django admin: models, prices and circuit breakers.
 
-Saving goes through catalogue.actions (a CatalogueChange row per change, then every process reloads);
+Saving goes through gateway.catalogue (a CatalogueChange row per change, then every process reloads);
 Django's own LogEntry is written as for any admin change. Entries are never deleted (tenants' allow-lists
 and call records name them): disable one instead."""
 
@@ -16,10 +16,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from catalogue.actions import do_reset_circuit, do_save_catalogue_entry
 from catalogue.models import CatalogueChange, CatalogueEntry
 from convosuite.read_only_admin import ReadOnlyModelAdmin
 from gateway import breaker
+from gateway.catalogue import do_reset_circuit, do_save_catalogue_entry
 from gateway.config import litellm_price
 
 
@@ -186,7 +186,7 @@ def _when(timestamp: float) -> dt.datetime | None:
 
 @admin.register(CatalogueChange)
 class CatalogueChangeAdmin(ReadOnlyModelAdmin):
-    """Who changed which model or price, when: written by catalogue.actions, read-only here."""
+    """Who changed which model or price, when: written by gateway.catalogue, read-only here."""
 
     list_display = ("at", "alias", "action", "actor_label", "summary")
     # No filter sidebar: the changes column needs the width. Search finds a model or a person.

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from catalogue.actions import do_seed_catalogue
+from gateway.catalogue import do_seed_catalogue
 
 
 class Command(BaseCommand):
