@@ -14,11 +14,13 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from accounts.models import User
 from audit.actions import do_record_audit_event
@@ -186,13 +188,6 @@ def _require(condition: bool, message: str) -> None:
         raise ImportRejected(message)
 
 
-def _text(value: Any, where: str, limit: int, *, allow_empty: bool = True) -> str:
-    _require(isinstance(value, str), f"{where} must be text.")
-    _require(len(value) <= limit, f"{where} is longer than {limit} characters.")
-    _require(allow_empty or bool(value.strip()), f"{where} is empty.")
-    return str(value)
-
-
 def read_bundle(data: bytes) -> list[BundleTemplate]:
     _require(
         len(data) <= MAX_UPLOAD_BYTES, f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
@@ -261,98 +256,139 @@ def read_bundle(data: bytes) -> list[BundleTemplate]:
     return templates
 
 
-def _parse_manifest(manifest: Any) -> list[BundleTemplate]:
-    _require(isinstance(manifest, dict), "manifest.json must hold a JSON object.")
-    _require(manifest.get("format") == FORMAT, f"manifest.json: format must be {FORMAT!r}.")
+# The manifest's shape (docs/prompts.md). Strict: text must be text and numbers numbers (no "3" for 3, no
+# true for 1); keys this version does not know (exported_at, source_tenant, created_at of a template) are
+# ignored.
+_STRICT = ConfigDict(strict=True, extra="ignore")
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+class ManifestVersion(BaseModel):
+    model_config = _STRICT
+
+    number: Annotated[int, Field(ge=1)]
+    body_file: Annotated[str, Field(max_length=200)]
+    body_sha256: Annotated[str, Field(max_length=64)]
+    variables: dict[str, str] = {}
+    knowledge_base_ids: list[Any] = []
+    model: Annotated[NonBlank, Field(max_length=64)]
+    temperature: Annotated[str, Field(max_length=10)]
+    max_tokens: int
+    author: Annotated[str, Field(max_length=255)] = ""
+    message: Annotated[str, Field(max_length=500)] = ""
+    created_at: Annotated[str, Field(max_length=40)] = ""
+
+    @field_validator("temperature")
+    @classmethod
+    def _decimal_text(cls, value: str) -> str:
+        try:
+            Decimal(value)
+        except InvalidOperation:
+            raise ValueError("must be a decimal number as text") from None
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _iso_or_empty(cls, value: str) -> str:
+        if value and parse_datetime(value) is None:
+            raise ValueError("is not an ISO date-time")
+        return value
+
+
+class ManifestTemplate(BaseModel):
+    model_config = _STRICT
+
+    id: Annotated[str, Field(max_length=36)]
+    name: Annotated[NonBlank, Field(max_length=100)]
+    description: Annotated[str, Field(max_length=300)] = ""
+    versions: Annotated[list[ManifestVersion], Field(min_length=1)]
+    labels: dict[str, Any] = {}
+
+
+class Manifest(BaseModel):
+    model_config = _STRICT
+
+    format: str
+    format_version: Any
+    templates: Annotated[list[ManifestTemplate], Field(max_length=MAX_TEMPLATES)]
+
+
+def _problem_text(error: ErrorDetails) -> str:
+    """One of pydantic's errors as the sentence an admin reads: where in the manifest, then what."""
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    if error["type"] == "too_long" and where == "templates":
+        return f"At most {MAX_TEMPLATES} templates per import."
+    if error["type"] in ("list_type", "dict_type", "model_type"):
+        kind = {"list_type": "a list", "dict_type": "an object", "model_type": "an object"}[error["type"]]
+        return f"manifest.json: {where or 'the manifest'} must be {kind}."
+    message = error["msg"].removeprefix("Value error, ")
+    return f"manifest.json: {where}: {message[0].lower()}{message[1:]}."
+
+
+def _parse_manifest(raw: Any) -> list[BundleTemplate]:
+    """The manifest's shape is checked by the pydantic models above; what no model can say (the format and
+    its version, names and numbers unique, body files where they belong, labels on versions in the zip) is
+    checked here, each with its own message."""
+    if not isinstance(raw, dict):
+        raise ImportRejected("manifest.json must hold a JSON object.")
+    _require(raw.get("format") == FORMAT, f"manifest.json: format must be {FORMAT!r}.")
     _require(
-        manifest.get("format_version") == FORMAT_VERSION,
-        f"manifest.json: format_version {manifest.get('format_version')!r} is not supported (expected {FORMAT_VERSION}).",
+        raw.get("format_version") == FORMAT_VERSION,
+        f"manifest.json: format_version {raw.get('format_version')!r} is not supported (expected {FORMAT_VERSION}).",
     )
-    raw_templates = manifest.get("templates")
-    _require(isinstance(raw_templates, list), "manifest.json: templates must be a list.")
-    _require(len(raw_templates) <= MAX_TEMPLATES, f"At most {MAX_TEMPLATES} templates per import.")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as invalid:
+        raise ImportRejected(_problem_text(invalid.errors()[0])) from None
     result: list[BundleTemplate] = []
     seen_names: set[str] = set()
-    for index, raw in enumerate(raw_templates):
-        where = f"templates[{index}]"
-        _require(isinstance(raw, dict), f"{where} must be an object.")
-        name = " ".join(_text(raw.get("name"), f"{where}.name", 100, allow_empty=False).split())
+    for entry in manifest.templates:
+        name = " ".join(entry.name.split())
         _require(name.lower() not in seen_names, f"Template {name!r} appears twice.")
         seen_names.add(name.lower())
-        template_id = _text(raw.get("id"), f"{where}.id", 36)
-        description = _text(raw.get("description", ""), f"{where}.description", 300)
-        raw_versions = raw.get("versions")
-        _require(
-            isinstance(raw_versions, list) and bool(raw_versions),
-            f"{name}: versions must be a non-empty list.",
-        )
         versions: list[BundleVersion] = []
-        for v_index, v in enumerate(raw_versions):
+        for v_index, v in enumerate(entry.versions):
             v_where = f"{name} versions[{v_index}]"
-            _require(isinstance(v, dict), f"{v_where} must be an object.")
-            number = v.get("number")
             _require(
-                isinstance(number, int) and not isinstance(number, bool) and number >= 1,
-                f"{v_where}.number must be a positive integer.",
+                all(other.number != v.number for other in versions),
+                f"{name}: version {v.number} appears twice.",
             )
             _require(
-                all(other.number != number for other in versions), f"{name}: version {number} appears twice."
-            )
-            body_file = _text(v.get("body_file"), f"{v_where}.body_file", 200)
-            _require(
-                body_file == f"templates/{template_id}/v{number}.txt",
+                v.body_file == f"templates/{entry.id}/v{v.number}.txt",
                 f"{v_where}.body_file does not match its template id and number.",
             )
-            sha = _text(v.get("body_sha256"), f"{v_where}.body_sha256", 64)
-            variables = v.get("variables", {})
-            _require(
-                isinstance(variables, dict)
-                and all(isinstance(k, str) and isinstance(val, str) for k, val in variables.items()),
-                f"{v_where}.variables must map names to text.",
-            )
-            kbs = v.get("knowledge_base_ids", [])
-            _require(isinstance(kbs, list), f"{v_where}.knowledge_base_ids must be a list.")
-            try:
-                temperature = Decimal(_text(v.get("temperature"), f"{v_where}.temperature", 10))
-            except InvalidOperation:
-                raise ImportRejected(f"{v_where}.temperature must be a decimal number as text.") from None
-            max_tokens = v.get("max_tokens")
-            _require(
-                isinstance(max_tokens, int) and not isinstance(max_tokens, bool),
-                f"{v_where}.max_tokens must be an integer.",
-            )
-            created_raw = _text(v.get("created_at", ""), f"{v_where}.created_at", 40)
-            created_at = parse_datetime(created_raw) if created_raw else None
-            _require(
-                not created_raw or created_at is not None, f"{v_where}.created_at is not an ISO date-time."
-            )
-            author = _text(v.get("author", ""), f"{v_where}.author", 255)
             draft = VersionDraft(
                 body="",
-                model=_text(v.get("model"), f"{v_where}.model", 64, allow_empty=False),
-                temperature=temperature,
-                max_tokens=int(max_tokens),
-                variables=dict(variables),
-                knowledge_base_ids=list(kbs),
-                message=_text(v.get("message", ""), f"{v_where}.message", 500),
+                model=v.model,
+                temperature=Decimal(v.temperature),
+                max_tokens=v.max_tokens,
+                variables=dict(v.variables),
+                knowledge_base_ids=list(v.knowledge_base_ids),
+                message=v.message,
             )
             versions.append(
                 BundleVersion(
-                    number=int(number),
+                    number=v.number,
                     draft=draft,
-                    author=author,
-                    created_at=created_at,
-                    body_file=body_file,
-                    body_sha256=sha,
+                    author=v.author,
+                    created_at=parse_datetime(v.created_at) if v.created_at else None,
+                    body_file=v.body_file,
+                    body_sha256=v.body_sha256,
                 )
             )
-        labels = raw.get("labels", {})
-        _require(isinstance(labels, dict), f"{name}: labels must be an object.")
         numbers = {version.number for version in versions}
         clean_labels: dict[str, int] = {}
-        for label, number in labels.items():
+        for label, number in entry.labels.items():
             try:
-                label_name = check_label_name(str(label))
+                label_name = check_label_name(label)
             except PromptError as problem:
                 raise ImportRejected(f"{name}: {problem}") from None
             _require(
@@ -362,7 +398,7 @@ def _parse_manifest(manifest: Any) -> list[BundleTemplate]:
             clean_labels[label_name] = int(number)
         versions.sort(key=lambda version: version.number)
         result.append(
-            BundleTemplate(name=name, description=description, versions=versions, labels=clean_labels)
+            BundleTemplate(name=name, description=entry.description, versions=versions, labels=clean_labels)
         )
     return result
 
