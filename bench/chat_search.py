@@ -35,7 +35,7 @@ from django_tenants.utils import tenant_context  # noqa: E402
 from accounts.models import User  # noqa: E402
 from chat.actions import search_conversations  # noqa: E402
 from chat.models import Conversation, Message  # noqa: E402
-from tenants.actions import do_create_tenant  # noqa: E402
+from lifecycle.actions import do_create_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 TENANT = "bench_search"
