@@ -16,14 +16,13 @@ from django.utils import timezone
 
 from audit.actions import do_record_audit_event
 from audit.models import AuditExport
-from gateway import alerts, protocol
+from gateway import alerts, protocol, service
 from gateway.errors import CrossTenantBlocked
 from gateway.exports import write_model_call_export
 from tenants.task_context import requires_tenant_context, send_to_every_tenant
 
 logger = logging.getLogger(__name__)
 EXPORT_TIME_LIMIT = 3660
-
 
 
 @worker_init.connect

@@ -22,9 +22,9 @@ from incidents.actions import IncidentRejected, do_add_timeline_event
 from incidents.blast_radius import WINDOW_MARGIN, incident_request_ids
 from incidents.canaries import do_rotate_canaries
 from incidents.models import Incident, IncidentEvent, IncidentTenant
-from keys.rotation import do_rotate_tenant_data_key
 from knowledge.actions import do_delete_document
 from knowledge.models import Chunk, Document
+from lifecycle.rotation import do_rotate_tenant_data_key
 from tenants.models import Tenant
 
 PURGED_TEXT = (

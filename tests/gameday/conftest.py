@@ -24,7 +24,7 @@ from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import User
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway.testing import reset_circuit_breakers
-from tenants.actions import do_create_tenant
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.support import processes
 
