@@ -5,7 +5,7 @@ on the incident's timeline:
   passages the screen stopped, and chat messages of the incident's window that carry a source tenant's marker
   (their text is replaced). Model-call records are evidence and cannot change (append-only chain); the screen
   never wrote the other tenant's text into them (withheld at write), which the purge report states;
-- rotate: a new data key for the tenant (its rows re-encrypted, keys.rotation) and new canary markers.
+- rotate: a new data key for the tenant (its rows re-encrypted, lifecycle.rotation) and new canary markers.
 """
 
 from collections.abc import Callable
@@ -123,7 +123,7 @@ def do_purge_leaked_artefacts(
 def do_rotate_tenant_secrets(
     incident: Incident, *, schema_name: str, actor_label: str, log: Callable[[str], None] = print
 ) -> str:
-    """A new data key (every encrypted row re-encrypted; keys.rotation audits it) and new canary markers."""
+    """A new data key (every encrypted row re-encrypted; lifecycle.rotation audits it) and new canary markers."""
     tenant = _tenant(incident, schema_name)
     rotation = do_rotate_tenant_data_key(
         tenant, acting_label=f"{actor_label} ({incident.reference})", log=log
