@@ -38,7 +38,7 @@ def tenant_view(
                 raise Http404
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-            if not allowed & set(request.user.roles):  # type: ignore[union-attr]
+            if not allowed & set(request.user.roles):
                 if hide_from_other_roles:
                     raise Http404
                 raise PermissionDenied
@@ -64,7 +64,7 @@ def platform_view(view: ViewFunc) -> ViewFunc:
             raise Http404
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        if Role.PLATFORM_ADMIN not in request.user.roles or not request.user.is_staff:  # type: ignore[union-attr]
+        if Role.PLATFORM_ADMIN not in request.user.roles or not request.user.is_staff:
             raise PermissionDenied
         return view(request, *args, **kwargs)
 

@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from django.contrib import messages as flash
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -13,6 +13,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
+from accounts.requests import TenantRequest
 from chat.actions import (
     MessageRejected,
     access_conversation_by_id,
@@ -45,10 +46,10 @@ def _rejected(rejection: MessageRejected) -> HttpResponse:
     return HttpResponse(str(rejection), status=400, content_type="text/plain; charset=utf-8")
 
 
-def _chat_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+def _chat_context(request: TenantRequest, **extra: Any) -> dict[str, Any]:
     """What every chat page shows around the thread: the list, the pickers and whether answers are possible."""
     return {
-        "conversations": conversations_for_user(request.user),  # type: ignore[arg-type]
+        "conversations": conversations_for_user(request.user),
         "agents": agents_for_end_users(),
         "models": chat_models_for_tenant(),
         "availability": chat_availability(),
@@ -58,19 +59,19 @@ def _chat_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 
 @require_GET
 @tenant_view()
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponse:
     return render(request, "chat/home.html", _chat_context(request))
 
 
 @require_POST
 @tenant_view()
-def new_conversation(request: HttpRequest) -> HttpResponse:
+def new_conversation(request: TenantRequest) -> HttpResponse:
     """The chat home's message box (agent, model and first message), or an empty new conversation."""
     agent_id = request.POST.get("agent", "")
     agent = access_agent_by_id(agent_id) if agent_id else None
     try:
         conversation = do_start_conversation(
-            request.user,  # type: ignore[arg-type]
+            request.user,
             agent=agent,
             model=request.POST.get("model", ""),
             first_message=request.POST.get("content", ""),
@@ -90,8 +91,8 @@ def new_conversation(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @tenant_view()
-def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def conversation_detail(request: TenantRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     context = _chat_context(
         request,
         conversation=conversation,
@@ -103,22 +104,22 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
 
 @require_GET
 @tenant_view()
-def search(request: HttpRequest) -> HttpResponse:
+def search(request: TenantRequest) -> HttpResponse:
     """The person's own conversations matching ?q=; htmx gets the sidebar's list, a browser the chat home
     with the results in the sidebar."""
     query = request.GET.get("q", "").strip()[:200]
     context: dict[str, Any] = {"search_query": query, "search_limit": SEARCH_LIMIT}
     if query:
-        context["hits"] = search_conversations(request.user, query, limit=SEARCH_LIMIT)  # type: ignore[arg-type]
+        context["hits"] = search_conversations(request.user, query, limit=SEARCH_LIMIT)
     current = request.GET.get("c", "")
     if current:
         try:
-            context["conversation"] = access_conversation_by_id(request.user, uuid.UUID(current))  # type: ignore[arg-type]
+            context["conversation"] = access_conversation_by_id(request.user, uuid.UUID(current))
         except (ValueError, Http404):
             pass
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         if not query:
-            context["conversations"] = conversations_for_user(request.user)  # type: ignore[arg-type]
+            context["conversations"] = conversations_for_user(request.user)
             return render(request, "chat/_conversation_list.html", context)
         return render(request, "chat/_search_results.html", context)
     return render(request, "chat/home.html", _chat_context(request, **context))
@@ -126,8 +127,8 @@ def search(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view()
-def send_message(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def send_message(request: TenantRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     try:
         user_message, assistant_message = do_post_user_message(conversation, request.POST.get("content", ""))
     except MessageRejected as rejection:
@@ -140,9 +141,9 @@ def send_message(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRespon
     return render(request, "chat/_send_response.html", context)
 
 
-def _thread(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+def _thread(request: TenantRequest, conversation: Conversation) -> HttpResponse:
     """The whole thread again, after a change that replaced part of it (regenerate, edit and resend)."""
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         return redirect("chat:conversation", conversation_id=conversation.id)
     messages = attach_reply_details(list(conversation.messages.all()))
     return render(request, "chat/_thread.html", {"conversation": conversation, "messages": messages})
@@ -150,8 +151,8 @@ def _thread(request: HttpRequest, conversation: Conversation) -> HttpResponse:
 
 @require_POST
 @tenant_view()
-def regenerate_reply(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def regenerate_reply(request: TenantRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     message: Message = access_message_by_id(conversation, message_id)
     try:
         do_regenerate_reply(conversation, message)
@@ -162,8 +163,8 @@ def regenerate_reply(request: HttpRequest, conversation_id: uuid.UUID, message_i
 
 @require_POST
 @tenant_view()
-def edit_message(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def edit_message(request: TenantRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     message: Message = access_message_by_id(conversation, message_id)
     try:
         do_edit_and_resend(conversation, message, request.POST.get("content", ""))
@@ -174,37 +175,37 @@ def edit_message(request: HttpRequest, conversation_id: uuid.UUID, message_id: u
 
 @require_POST
 @tenant_view()
-def stop_reply(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+def stop_reply(request: TenantRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
     """Stop the answer being written; the page learns the outcome from the answer's event stream."""
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    conversation = access_conversation_by_id(request.user, conversation_id)
     message: Message = access_message_by_id(conversation, message_id)
     try:
         do_stop_reply(message)
     except MessageRejected as rejection:
         return _rejected(rejection)
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         return redirect("chat:conversation", conversation_id=conversation.id)
     return HttpResponse(status=202)
 
 
 @require_POST
 @tenant_view()
-def set_model(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def set_model(request: TenantRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     try:
         do_set_conversation_model(conversation, request.POST.get("model", ""))
     except MessageRejected as rejection:
         return _rejected(rejection)
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         return redirect("chat:conversation", conversation_id=conversation.id)
     return HttpResponse(status=204)
 
 
 @require_GET
 @tenant_view()
-def message_fragment(request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+def message_fragment(request: TenantRequest, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
     """Polled by htmx while an answer is pending; the fragment stops polling once the answer is there."""
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    conversation = access_conversation_by_id(request.user, conversation_id)
     message: Message = access_message_by_id(conversation, message_id)
     attach_reply_details([message])
     return render(request, "chat/_message.html", {"conversation": conversation, "message": message})
@@ -212,12 +213,12 @@ def message_fragment(request: HttpRequest, conversation_id: uuid.UUID, message_i
 
 @require_POST
 @tenant_view()
-def rename_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def rename_conversation(request: TenantRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     try:
         do_rename_conversation(conversation, request.POST.get("title", ""))
     except MessageRejected as rejection:
-        if request.htmx:  # type: ignore[attr-defined]
+        if request.htmx:
             return _rejected(rejection)
         flash.error(request, str(rejection))
     return redirect("chat:conversation", conversation_id=conversation.id)
@@ -225,8 +226,8 @@ def rename_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
 
 @require_POST
 @tenant_view()
-def delete_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def delete_conversation(request: TenantRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     do_delete_conversation(conversation)
     flash.success(request, f"Deleted “{conversation}”.")
     return redirect("chat:home")
@@ -237,8 +238,8 @@ EXPORT_FORMATS = {"json": "application/json", "md": "text/markdown; charset=utf-
 
 @require_GET
 @tenant_view()
-def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, export_format: str) -> HttpResponse:
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+def export_conversation(request: TenantRequest, conversation_id: uuid.UUID, export_format: str) -> HttpResponse:
+    conversation = access_conversation_by_id(request.user, conversation_id)
     if export_format not in EXPORT_FORMATS:
         raise Http404("Conversations can be exported as .json or .md.")
     if export_format == "json":
@@ -256,12 +257,12 @@ def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, export
 @require_GET
 @tenant_view()
 def message_stream(
-    request: HttpRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+    request: TenantRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> HttpResponseBase:
     """Server-sent events: the answer while the worker streams it (its text, and the text so far rendered
     and sanitised like a finished answer), then the final rendered message. The page polls message_fragment
     instead if this connection cannot be kept."""
-    conversation = access_conversation_by_id(request.user, conversation_id)  # type: ignore[arg-type]
+    conversation = access_conversation_by_id(request.user, conversation_id)
     message: Message = access_message_by_id(conversation, message_id)
 
     def render_final(current: Message) -> str:
@@ -272,7 +273,7 @@ def message_stream(
         )
 
     events = relay_reply(
-        request.tenant.schema_name,  # type: ignore[attr-defined]
+        request.tenant.schema_name,
         message,
         render_final,
         render_partial=render_partial_markdown,

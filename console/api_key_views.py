@@ -11,12 +11,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
 from accounts.models import Role
+from accounts.requests import TenantRequest
 from console.callers import key_tokens_between
 from console.forms import ApiKeyForm
 from console.nav import nav_sections
@@ -32,15 +33,15 @@ KEYS_PER_PAGE = 50
 NEW_KEY_SESSION_KEY = "console.new_api_key"
 
 
-def _schema(request: HttpRequest) -> str:
-    return str(request.tenant.schema_name)  # type: ignore[attr-defined]
+def _schema(request: TenantRequest) -> str:
+    return str(request.tenant.schema_name)
 
 
-def _time_zone(request: HttpRequest) -> str:
-    return str(request.tenant.time_zone)  # type: ignore[attr-defined]
+def _time_zone(request: TenantRequest) -> str:
+    return str(request.tenant.time_zone)
 
 
-def api_base_url(request: HttpRequest) -> str:
+def api_base_url(request: TenantRequest) -> str:
     """The tenant API's base URL as programs reach it: this tenant's own domain (it selects the tenant)."""
     return f"{request.scheme}://{request.get_host()}/v1"
 
@@ -69,7 +70,7 @@ def _key_rows(page: Any, time_zone: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _page(request: HttpRequest, form: ApiKeyForm, *, error: str = "", status: int = 200) -> HttpResponse:
+def _page(request: TenantRequest, form: ApiKeyForm, *, error: str = "", status: int = 200) -> HttpResponse:
     keys = ApiKey.objects.select_related("created_by").order_by("revoked_at", "-created_at")
     page = Paginator(keys, KEYS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
@@ -87,7 +88,7 @@ def _page(request: HttpRequest, form: ApiKeyForm, *, error: str = "", status: in
     return render(request, "console/api_keys.html", context, status=status)
 
 
-def _form(request: HttpRequest, data: Any = None) -> ApiKeyForm:
+def _form(request: TenantRequest, data: Any = None) -> ApiKeyForm:
     return ApiKeyForm(
         data,
         allowed_models=access_gateway_policy().allowed_models,
@@ -97,13 +98,13 @@ def _form(request: HttpRequest, data: Any = None) -> ApiKeyForm:
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: TenantRequest) -> HttpResponse:
     return _page(request, _form(request))
 
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def api_key_create(request: HttpRequest) -> HttpResponse:
+def api_key_create(request: TenantRequest) -> HttpResponse:
     form = _form(request, request.POST)
     if not form.is_valid():
         return _page(request, form, error="The key was not created: see below.", status=400)
@@ -112,7 +113,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
         created = do_create_api_key(
             name=data["name"],
             models=data["models"],
-            acting_user=request.user,  # type: ignore[arg-type]
+            acting_user=request.user,
             expires_at=form.expires_at(_time_zone(request)),
             daily_token_budget=data["daily_token_budget"],
             requests_per_minute=data["requests_per_minute"],
@@ -130,7 +131,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _take_secret(request: HttpRequest, key_id: uuid.UUID) -> str | None:
+def _take_secret(request: TenantRequest, key_id: uuid.UUID) -> str | None:
     """The new key's secret, removed from the session as it is read: it can be shown only once."""
     pending = request.session.get(NEW_KEY_SESSION_KEY)
     if not isinstance(pending, dict) or pending.get("key_id") != str(key_id):
@@ -144,7 +145,7 @@ def _take_secret(request: HttpRequest, key_id: uuid.UUID) -> str | None:
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def api_key_created(request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
+def api_key_created(request: TenantRequest, key_id: uuid.UUID) -> HttpResponse:
     api_key = access_api_key_by_id(key_id)
     context = {
         "nav": nav_sections("api-keys"),
@@ -162,12 +163,12 @@ def api_key_created(request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def api_key_revoke(request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
+def api_key_revoke(request: TenantRequest, key_id: uuid.UUID) -> HttpResponse:
     api_key = access_api_key_by_id(key_id)
     if api_key.revoked_at is not None:
         messages.info(request, f"The key {api_key.name} was already revoked.")
     else:
-        do_revoke_api_key(api_key, acting_user=request.user)  # type: ignore[arg-type]
+        do_revoke_api_key(api_key, acting_user=request.user)
         messages.success(
             request, f"The key {api_key.name} is revoked: requests with it are refused from now on."
         )

@@ -8,12 +8,13 @@ import uuid
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
+from accounts.requests import TenantRequest
 from audit.actions import (
     ExportRejected,
     access_export_by_id,
@@ -39,7 +40,7 @@ def _with_details_text(event: AuditEvent) -> AuditEvent:
     return event
 
 
-def _page_context(request: HttpRequest, **extra: object) -> dict[str, object]:
+def _page_context(request: TenantRequest, **extra: object) -> dict[str, object]:
     events = Paginator(AuditEvent.objects.select_related("actor").order_by("-seq"), EVENTS_PER_PAGE)
     page = events.get_page(request.GET.get("page"))
     page.object_list = [_with_details_text(event) for event in page.object_list]
@@ -60,13 +61,13 @@ def _page_context(request: HttpRequest, **extra: object) -> dict[str, object]:
 
 @require_GET
 @tenant_view(roles=ADMIN)
-def audit_home(request: HttpRequest) -> HttpResponse:
+def audit_home(request: TenantRequest) -> HttpResponse:
     return render(request, "audit/console.html", _page_context(request))
 
 
 @require_POST
 @tenant_view(roles=ADMIN)
-def start_export(request: HttpRequest) -> HttpResponse:
+def start_export(request: TenantRequest) -> HttpResponse:
     window_start = parse_utc_input(request.POST.get("window_start", ""))
     window_end = parse_utc_input(request.POST.get("window_end", ""))
     error = ""
@@ -79,7 +80,7 @@ def start_export(request: HttpRequest) -> HttpResponse:
             )
         except ExportRejected as rejection:
             error = str(rejection)
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         if error:
             return render(
                 request, "audit/console.html", _page_context(request, export_error=error), status=400
@@ -91,13 +92,13 @@ def start_export(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @tenant_view(roles=ADMIN)
-def export_row(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+def export_row(request: TenantRequest, export_id: uuid.UUID) -> HttpResponse:
     return render(request, "audit/_export_row.html", {"export": access_export_by_id(export_id)})
 
 
 @require_GET
 @tenant_view(roles=ADMIN)
-def download_export(request: HttpRequest, export_id: uuid.UUID) -> FileResponse:
+def download_export(request: TenantRequest, export_id: uuid.UUID) -> FileResponse:
     export = access_export_by_id(export_id)
     if export.status != AuditExport.Status.READY:
         raise Http404("This export is not available.")
@@ -109,7 +110,7 @@ def download_export(request: HttpRequest, export_id: uuid.UUID) -> FileResponse:
 
 @require_POST
 @tenant_view(roles=ADMIN)
-def set_redaction_policy(request: HttpRequest) -> HttpResponse:
+def set_redaction_policy(request: TenantRequest) -> HttpResponse:
     policy = request.POST.get("redaction_policy", "")
     if policy not in RedactionPolicy.values:
         return HttpResponse("Unknown redaction policy.", status=400, content_type="text/plain; charset=utf-8")
@@ -119,7 +120,7 @@ def set_redaction_policy(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @tenant_view(roles=ADMIN)
-def download_verifier(request: HttpRequest) -> FileResponse:
+def download_verifier(request: TenantRequest) -> FileResponse:
     return FileResponse(
         open(VERIFIER_FILE, "rb"),  # noqa: SIM115 - FileResponse closes it
         as_attachment=True,

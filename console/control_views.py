@@ -10,12 +10,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
 from accounts.models import Role
+from accounts.requests import TenantRequest
 from console.forms import BudgetsForm
 from console.nav import nav_sections
 from gateway.actions import (
@@ -37,26 +38,26 @@ MAX_FALLBACKS = 3
 
 
 def _render(
-    request: HttpRequest, template: str, active: str, context: dict[str, Any], status: int = 200
+    request: TenantRequest, template: str, active: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
     return render(
         request, template, {"nav": nav_sections(active), "active": active, **context}, status=status
     )
 
 
-def _schema(request: HttpRequest) -> str:
-    return str(request.tenant.schema_name)  # type: ignore[attr-defined]
+def _schema(request: TenantRequest) -> str:
+    return str(request.tenant.schema_name)
 
 
-def _time_zone(request: HttpRequest) -> str:
-    return str(request.tenant.time_zone)  # type: ignore[attr-defined]
+def _time_zone(request: TenantRequest) -> str:
+    return str(request.tenant.time_zone)
 
 
 # --- Budgets & limits -----------------------------------------------------------------------------------
 
 
 def _budgets_page(
-    request: HttpRequest, form: BudgetsForm, *, error: str = "", status: int = 200
+    request: TenantRequest, form: BudgetsForm, *, error: str = "", status: int = 200
 ) -> HttpResponse:
     context = {
         "form": form,
@@ -69,14 +70,14 @@ def _budgets_page(
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def budgets(request: HttpRequest) -> HttpResponse:
+def budgets(request: TenantRequest) -> HttpResponse:
     policy = access_gateway_policy()
     return _budgets_page(request, BudgetsForm(initial=BudgetsForm.initial_from(policy, _time_zone(request))))
 
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def budgets_save(request: HttpRequest) -> HttpResponse:
+def budgets_save(request: TenantRequest) -> HttpResponse:
     form = BudgetsForm(request.POST)
     if not form.is_valid():
         return _budgets_page(request, form, error="Some values need fixing: see below.", status=400)
@@ -103,7 +104,7 @@ def budgets_save(request: HttpRequest) -> HttpResponse:
 
 
 def _kill_switch_page(
-    request: HttpRequest, *, error: str = "", reason: str = "", status: int = 200
+    request: TenantRequest, *, error: str = "", reason: str = "", status: int = 200
 ) -> HttpResponse:
     context = {"policy": access_gateway_policy(), "error": error, "reason": reason}
     return _render(request, "console/kill_switch.html", "kill-switch", context, status=status)
@@ -111,13 +112,13 @@ def _kill_switch_page(
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def kill_switch(request: HttpRequest) -> HttpResponse:
+def kill_switch(request: TenantRequest) -> HttpResponse:
     return _kill_switch_page(request)
 
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def kill_switch_set(request: HttpRequest) -> HttpResponse:
+def kill_switch_set(request: TenantRequest) -> HttpResponse:
     state = request.POST.get("state", "")
     reason = request.POST.get("reason", "").strip()
     if state not in {"on", "off"}:
@@ -189,7 +190,7 @@ def catalogue(allowed: list[str]) -> list[CatalogueModel]:
 
 
 def _models_page(
-    request: HttpRequest,
+    request: TenantRequest,
     *,
     error: str = "",
     fallback_error: tuple[str, str] | None = None,
@@ -223,13 +224,13 @@ def _models_page(
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def models(request: HttpRequest) -> HttpResponse:
+def models(request: TenantRequest) -> HttpResponse:
     return _models_page(request)
 
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def models_save(request: HttpRequest) -> HttpResponse:
+def models_save(request: TenantRequest) -> HttpResponse:
     allowed = [alias for alias in request.POST.getlist("allowed") if alias]
     default_model = request.POST.get("default_model", "")
     submitted = {"allowed": allowed, "default_model": default_model}
@@ -249,7 +250,7 @@ def models_save(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def fallbacks_save(request: HttpRequest) -> HttpResponse:
+def fallbacks_save(request: TenantRequest) -> HttpResponse:
     model = request.POST.get("model", "")
     fallbacks = [alias for alias in request.POST.getlist("fallback") if alias]
     if not model:

@@ -9,13 +9,14 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.access import tenant_view
 from accounts.models import Role, User
+from accounts.requests import TenantRequest
 from audit.models import AuditEvent
 from console.model_calls import (
     ModelCallFilterForm,
@@ -35,18 +36,18 @@ PAGE_SIZE = 50
 
 
 def _render(
-    request: HttpRequest, template: str, active: str, context: dict[str, Any], status: int = 200
+    request: TenantRequest, template: str, active: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
     return render(
         request, template, {"nav": nav_sections(active), "active": active, **context}, status=status
     )
 
 
-def _page(request: HttpRequest, items: Any) -> Any:
+def _page(request: TenantRequest, items: Any) -> Any:
     return Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _query_without_page(request: HttpRequest) -> str:
+def _query_without_page(request: TenantRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
@@ -54,31 +55,31 @@ def _query_without_page(request: HttpRequest) -> str:
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponse:
     return redirect("console:usage")
 
 
-def _usage_context(request: HttpRequest) -> dict[str, Any]:
-    report = usage_report(timezone.now(), request.tenant.time_zone)  # type: ignore[attr-defined]
-    return {"report": report, "budget": budget_status(request.tenant.schema_name)}  # type: ignore[attr-defined]
+def _usage_context(request: TenantRequest) -> dict[str, Any]:
+    report = usage_report(timezone.now(), request.tenant.time_zone)
+    return {"report": report, "budget": budget_status(request.tenant.schema_name)}
 
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def usage(request: HttpRequest) -> HttpResponse:
+def usage(request: TenantRequest) -> HttpResponse:
     return _render(request, "console/usage.html", "usage", _usage_context(request))
 
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def usage_live(request: HttpRequest) -> HttpResponse:
+def usage_live(request: TenantRequest) -> HttpResponse:
     """Polled every few seconds by the usage page: the figures, tables and chart data, as one fragment."""
     return render(request, "console/_usage_live.html", _usage_context(request))
 
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def model_calls(request: HttpRequest) -> HttpResponse:
+def model_calls(request: TenantRequest) -> HttpResponse:
     form = ModelCallFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         invalid = {
@@ -90,7 +91,7 @@ def model_calls(request: HttpRequest) -> HttpResponse:
         }
         return _render(request, "console/model_calls.html", "model-calls", invalid, status=400)
     filters = form.cleaned_data if request.GET else {}
-    calls = filtered_model_calls(filters, time_zone=request.tenant.time_zone)  # type: ignore[attr-defined]
+    calls = filtered_model_calls(filters, time_zone=request.tenant.time_zone)
     page = _page(request, calls)
     page.object_list = with_callers(page.object_list)
     context: dict[str, Any] = {
@@ -106,7 +107,7 @@ def model_calls(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def model_call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
+def model_call_detail(request: TenantRequest, call_id: uuid.UUID) -> HttpResponse:
     (call,) = with_callers([access_model_call_by_id(call_id)])
     context = {"call": call, "content": model_call_content(call), "back": request.GET.get("back", "")}
     return _render(request, "console/model_call_detail.html", "model-calls", context)
@@ -114,7 +115,7 @@ def model_call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: TenantRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     role = request.GET.get("role", "")
     people = User.objects.filter(is_active=True).order_by("display_name", "email")
@@ -134,7 +135,7 @@ def members(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def audit_events(request: HttpRequest) -> HttpResponse:
+def audit_events(request: TenantRequest) -> HttpResponse:
     kind = request.GET.get("kind", "").strip()[:64]
     events = AuditEvent.objects.order_by("-created_at", "-id")
     if kind:

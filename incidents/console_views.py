@@ -6,13 +6,14 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import messages as flash
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import tenant_view
 from accounts.models import Role
+from accounts.requests import TenantRequest
 from console.nav import nav_sections
 from incidents.actions import access_tenant_incident_by_id, incidents_of_tenant
 from incidents.anomalies import (
@@ -48,11 +49,11 @@ def tenant_summary(incident: Incident, schema_name: str) -> str:
     return incident.title
 
 
-def _schema(request: HttpRequest) -> str:
-    return str(request.tenant.schema_name)  # type: ignore[attr-defined]
+def _schema(request: TenantRequest) -> str:
+    return str(request.tenant.schema_name)
 
 
-def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+def _page(request: TenantRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     return render(
         request, template, {"nav": nav_sections(ACTIVE), "active": ACTIVE, **context}, status=status
     )
@@ -85,7 +86,7 @@ def _settings_rows(values: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _incidents_page(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
+def _incidents_page(request: TenantRequest, *, error: str = "", status: int = 200) -> HttpResponse:
     schema = _schema(request)
     incidents = [(incident, tenant_summary(incident, schema)) for incident in incidents_of_tenant(schema)]
     settings_row = access_watch_settings()
@@ -105,13 +106,13 @@ def _incidents_page(request: HttpRequest, *, error: str = "", status: int = 200)
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def incidents(request: HttpRequest) -> HttpResponse:
+def incidents(request: TenantRequest) -> HttpResponse:
     return _incidents_page(request)
 
 
 @require_GET
 @tenant_view(roles=ADMINS)
-def incident(request: HttpRequest, incident_id: int) -> HttpResponse:
+def incident(request: TenantRequest, incident_id: int) -> HttpResponse:
     schema = _schema(request)
     found = access_tenant_incident_by_id(schema, incident_id)
     replay = None
@@ -131,8 +132,8 @@ def incident(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def acknowledge_notice(request: HttpRequest, notice_id: int) -> HttpResponse:
-    do_acknowledge_notice(access_notice_by_id(notice_id), acting_user=request.user)  # type: ignore[arg-type]
+def acknowledge_notice(request: TenantRequest, notice_id: int) -> HttpResponse:
+    do_acknowledge_notice(access_notice_by_id(notice_id), acting_user=request.user)
     flash.success(request, "Notice acknowledged.")
     return redirect(request.POST.get("next") or "/console/incidents/")
 
@@ -154,7 +155,7 @@ def _parse_watch_form(data: Any) -> dict[str, Any]:
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def save_watch_settings(request: HttpRequest) -> HttpResponse:
+def save_watch_settings(request: TenantRequest) -> HttpResponse:
     try:
         do_set_watch_settings(_parse_watch_form(request.POST), actor=request.user)
     except WatchSettingsError as error:
@@ -165,11 +166,11 @@ def save_watch_settings(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @tenant_view(roles=ADMINS)
-def revoke_credentials(request: HttpRequest) -> HttpResponse:
+def revoke_credentials(request: TenantRequest) -> HttpResponse:
     """Every API key revoked and every session ended, this admin's included: everyone signs in again."""
     if request.POST.get("confirm") != "yes":
         return _incidents_page(request, error="Confirm that every key and session should end.", status=400)
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = request.tenant
     open_incident = (
         Incident.objects.filter(
             tenant_links__schema_name=tenant.schema_name,

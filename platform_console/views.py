@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib import messages as flash
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,6 +22,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.access import platform_view
 from accounts.models import User
+from accounts.requests import TenantRequest
 from audit.actions import ExportRejected, access_export_by_id, do_request_model_call_export, export_file_path
 from audit.models import AuditExport
 from console.inputs import parse_utc_input
@@ -54,7 +55,7 @@ PAGE_SIZE = 50
 
 @require_GET
 @platform_view
-def usage(request: HttpRequest) -> HttpResponse:
+def usage(request: TenantRequest) -> HttpResponse:
     rows = usage_across_tenants()
     totals = {
         "month_tokens": sum(row.month.tokens for row in rows),
@@ -79,8 +80,8 @@ def _grant_rows(staff: User) -> list[dict[str, Any]]:
 
 @require_http_methods(["GET", "POST"])
 @platform_view
-def break_glass(request: HttpRequest) -> HttpResponse:
-    staff: User = request.user  # type: ignore[assignment]
+def break_glass(request: TenantRequest) -> HttpResponse:
+    staff = request.user
     tenants = Tenant.objects.exclude(schema_name="public").order_by("name")
     form = {"tenant": "", "reason": "", "minutes": "30"}
     error = ""
@@ -115,8 +116,8 @@ def break_glass(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @platform_view
-def close_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
-    staff: User = request.user  # type: ignore[assignment]
+def close_grant(request: TenantRequest, grant_id: int) -> HttpResponse:
+    staff = request.user
     grant = access_active_grant_by_id(staff, grant_id)
     do_close_break_glass_grant(grant, staff=staff)
     flash.success(request, f"Break-glass on {grant.tenant.name} closed.")
@@ -124,7 +125,7 @@ def close_grant(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 
 def under_grant(
-    request: HttpRequest,
+    request: TenantRequest,
     grant_id: int,
     what: str,
     build: Callable[[], dict[str, Any]],
@@ -132,7 +133,7 @@ def under_grant(
     **details: Any,
 ) -> HttpResponse:
     """Check the grant, switch to its tenant, record the read, then build and render the page there."""
-    staff: User = request.user  # type: ignore[assignment]
+    staff = request.user
     grant = access_active_grant_by_id(staff, grant_id)
     with tenant_context(grant.tenant):
         # Committed on its own (autocommit) before the page is built: a read that then fails is recorded too.
@@ -141,13 +142,13 @@ def under_grant(
         return render(request, template, context)
 
 
-def _page(request: HttpRequest, items: Any) -> Any:
+def _page(request: TenantRequest, items: Any) -> Any:
     return Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 @require_GET
 @platform_view
-def grant_conversations(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_conversations(request: TenantRequest, grant_id: int) -> HttpResponse:
     return under_grant(
         request, grant_id, "conversations.list",
         lambda: {"page": _page(request, conversations_under_grant())},
@@ -157,7 +158,7 @@ def grant_conversations(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_GET
 @platform_view
-def grant_conversation(request: HttpRequest, grant_id: int, conversation_id: uuid.UUID) -> HttpResponse:
+def grant_conversation(request: TenantRequest, grant_id: int, conversation_id: uuid.UUID) -> HttpResponse:
     def build() -> dict[str, Any]:
         conversation = access_conversation_under_grant(conversation_id)
         return {"conversation": conversation, "messages": list(conversation.messages.order_by("created_at"))}
@@ -170,7 +171,7 @@ def grant_conversation(request: HttpRequest, grant_id: int, conversation_id: uui
 
 @require_GET
 @platform_view
-def grant_model_calls(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_model_calls(request: TenantRequest, grant_id: int) -> HttpResponse:
     return under_grant(
         request, grant_id, "model_calls.list",
         lambda: {"page": _page(request, model_calls_under_grant())},
@@ -180,7 +181,7 @@ def grant_model_calls(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_GET
 @platform_view
-def grant_model_call(request: HttpRequest, grant_id: int, call_id: uuid.UUID) -> HttpResponse:
+def grant_model_call(request: TenantRequest, grant_id: int, call_id: uuid.UUID) -> HttpResponse:
     def build() -> dict[str, Any]:
         call = access_model_call_under_grant(call_id)
         return {"call": call, "content": model_call_content(call)}
@@ -197,7 +198,7 @@ def grant_model_call(request: HttpRequest, grant_id: int, call_id: uuid.UUID) ->
 
 @require_GET
 @platform_view
-def grant_prompts(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_prompts(request: TenantRequest, grant_id: int) -> HttpResponse:
     return under_grant(
         request, grant_id, "prompts.list",
         lambda: {"page": _page(request, prompt_templates_under_grant())},
@@ -207,7 +208,7 @@ def grant_prompts(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_GET
 @platform_view
-def grant_prompt(request: HttpRequest, grant_id: int, template_id: uuid.UUID) -> HttpResponse:
+def grant_prompt(request: TenantRequest, grant_id: int, template_id: uuid.UUID) -> HttpResponse:
     def build() -> dict[str, Any]:
         template = access_prompt_template_under_grant(template_id)
         return {"template": template, "versions": prompt_versions_under_grant(template)}
@@ -220,7 +221,7 @@ def grant_prompt(request: HttpRequest, grant_id: int, template_id: uuid.UUID) ->
 
 @require_GET
 @platform_view
-def grant_knowledge_bases(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_knowledge_bases(request: TenantRequest, grant_id: int) -> HttpResponse:
     return under_grant(
         request, grant_id, "knowledge.list",
         lambda: {"page": _page(request, knowledge_bases_under_grant())},
@@ -230,7 +231,7 @@ def grant_knowledge_bases(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_GET
 @platform_view
-def grant_knowledge_base(request: HttpRequest, grant_id: int, knowledge_base_id: uuid.UUID) -> HttpResponse:
+def grant_knowledge_base(request: TenantRequest, grant_id: int, knowledge_base_id: uuid.UUID) -> HttpResponse:
     def build() -> dict[str, Any]:
         knowledge_base = access_knowledge_base_under_grant(knowledge_base_id)
         return {
@@ -257,8 +258,8 @@ def _export_page_context(grant: BreakGlassGrant, **extra: Any) -> dict[str, Any]
 
 @require_GET
 @platform_view
-def grant_exports(request: HttpRequest, grant_id: int) -> HttpResponse:
-    staff: User = request.user  # type: ignore[assignment]
+def grant_exports(request: TenantRequest, grant_id: int) -> HttpResponse:
+    staff = request.user
     grant = access_active_grant_by_id(staff, grant_id)
     return under_grant(
         request, grant_id, "exports.list", lambda: _export_page_context(grant), "platform/grant_exports.html"
@@ -267,9 +268,9 @@ def grant_exports(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_POST
 @platform_view
-def grant_start_export(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_start_export(request: TenantRequest, grant_id: int) -> HttpResponse:
     """The export request is itself the tenant's audit event (audit.export_requested, by the staff member)."""
-    staff: User = request.user  # type: ignore[assignment]
+    staff = request.user
     grant = access_active_grant_by_id(staff, grant_id)
     window_start = parse_utc_input(request.POST.get("window_start", ""))
     window_end = parse_utc_input(request.POST.get("window_end", ""))
@@ -295,10 +296,10 @@ def grant_start_export(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_GET
 @platform_view
-def grant_export_row(request: HttpRequest, grant_id: int, export_id: uuid.UUID) -> HttpResponse:
+def grant_export_row(request: TenantRequest, grant_id: int, export_id: uuid.UUID) -> HttpResponse:
     """Progress polling: the export's status and counts only, no tenant content, so not a read to record
     (the page that shows it and the download are)."""
-    staff: User = request.user  # type: ignore[assignment]
+    staff = request.user
     grant = access_active_grant_by_id(staff, grant_id)
     with tenant_context(grant.tenant):
         export = access_export_by_id(export_id)
@@ -307,8 +308,8 @@ def grant_export_row(request: HttpRequest, grant_id: int, export_id: uuid.UUID) 
 
 @require_GET
 @platform_view
-def grant_download_export(request: HttpRequest, grant_id: int, export_id: uuid.UUID) -> FileResponse:
-    staff: User = request.user  # type: ignore[assignment]
+def grant_download_export(request: TenantRequest, grant_id: int, export_id: uuid.UUID) -> FileResponse:
+    staff = request.user
     grant = access_active_grant_by_id(staff, grant_id)
     with tenant_context(grant.tenant):
         export = access_export_by_id(export_id)

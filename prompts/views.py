@@ -6,13 +6,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import tenant_view
 from accounts.models import Role
+from accounts.requests import TenantRequest
 from gateway.config import is_offered, model_max_tokens
 from gateway.errors import CrossTenantBlocked
 from knowledge.models import KnowledgeBase
@@ -51,7 +52,7 @@ TEMPLATES_PER_PAGE = 50
 admin_view = tenant_view(roles=[Role.TENANT_ADMIN], hide_from_other_roles=True)
 
 
-def _draft_from_post(request: HttpRequest) -> VersionDraft:
+def _draft_from_post(request: TenantRequest) -> VersionDraft:
     post = request.POST
     try:
         variables = parse_variables_text(post.get("variables", ""))
@@ -104,11 +105,11 @@ def _form_context(**extra: Any) -> dict[str, Any]:
 
 @require_GET
 @admin_view
-def prompt_list(request: HttpRequest) -> HttpResponse:
+def prompt_list(request: TenantRequest) -> HttpResponse:
     return render(request, "prompts/list.html", _list_context(request))
 
 
-def _list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+def _list_context(request: TenantRequest, **extra: Any) -> dict[str, Any]:
     page = Paginator(templates_for_console(), TEMPLATES_PER_PAGE).get_page(request.GET.get("page"))
     return {
         "templates": page.object_list,
@@ -121,7 +122,7 @@ def _list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 
 @require_http_methods(["GET", "POST"])
 @admin_view
-def prompt_create(request: HttpRequest) -> HttpResponse:
+def prompt_create(request: TenantRequest) -> HttpResponse:
     values = _form_values_from_version(None)
     values.update(name="", description="", make_production=True)
     error = ""
@@ -133,7 +134,7 @@ def prompt_create(request: HttpRequest) -> HttpResponse:
                 name=request.POST.get("name", ""),
                 description=request.POST.get("description", ""),
                 draft=_draft_from_post(request),
-                acting_user=request.user,  # type: ignore[arg-type]
+                acting_user=request.user,
                 labels=(PRODUCTION,) if values["make_production"] else (),
             )
         except PromptError as problem:
@@ -149,7 +150,7 @@ def prompt_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @admin_view
-def prompt_edit(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def prompt_edit(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     versions = list(template.versions.all())
     base = versions[0] if versions else None
@@ -165,7 +166,7 @@ def prompt_edit(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
             version = do_publish_prompt_version(
                 template,
                 _draft_from_post(request),
-                acting_user=request.user,  # type: ignore[arg-type]
+                acting_user=request.user,
                 labels=values["labels"],
             )
         except PromptError as problem:
@@ -191,7 +192,7 @@ def prompt_edit(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 @admin_view
-def prompt_detail(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def prompt_detail(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     page = Paginator(template.versions.select_related("author"), VERSIONS_PER_PAGE).get_page(
         request.GET.get("page")
@@ -222,14 +223,14 @@ def prompt_detail(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @admin_view
-def template_details(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def template_details(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     try:
         do_update_template_details(
             template,
             name=request.POST.get("name", ""),
             description=request.POST.get("description", ""),
-            acting_user=request.user,  # type: ignore[arg-type]
+            acting_user=request.user,
         )
     except PromptError as problem:
         messages.error(request, str(problem))
@@ -240,7 +241,7 @@ def template_details(request: HttpRequest, template_id: uuid.UUID) -> HttpRespon
 
 @require_GET
 @admin_view
-def version_detail(request: HttpRequest, template_id: uuid.UUID, number: int) -> HttpResponse:
+def version_detail(request: TenantRequest, template_id: uuid.UUID, number: int) -> HttpResponse:
     template = access_template_by_id(template_id)
     version = access_version_by_number(template, number)
     return render(
@@ -258,7 +259,7 @@ def version_detail(request: HttpRequest, template_id: uuid.UUID, number: int) ->
 
 @require_GET
 @admin_view
-def version_diff(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def version_diff(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     old_number, new_number = request.GET.get("old", ""), request.GET.get("new", "")
     if not (old_number.isdigit() and new_number.isdigit()):
@@ -270,7 +271,7 @@ def version_diff(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
         access_version_by_number(template, int(new_number)),
     )
     context = {"template": template, "diff": diff, "console_section": "prompts"}
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "prompts/_diff.html", context)
     versions = list(template.versions.values_list("number", flat=True))
     return render(request, "prompts/diff.html", {**context, "numbers": versions})
@@ -278,7 +279,7 @@ def version_diff(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @admin_view
-def label_move(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def label_move(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     number = request.POST.get("version", "")
     if not number.isdigit():
@@ -288,7 +289,7 @@ def label_move(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
     label = request.POST.get("label", "")
     reason = "rollback" if request.POST.get("reason") == "rollback" else ""
     try:
-        moved = do_move_label(template, label, version, acting_user=request.user, reason=reason)  # type: ignore[arg-type]
+        moved = do_move_label(template, label, version, acting_user=request.user, reason=reason)
     except PromptError as problem:
         messages.error(request, str(problem))
     else:
@@ -303,11 +304,11 @@ def label_move(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @admin_view
-def label_remove(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def label_remove(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     label = request.POST.get("label", "")
     try:
-        do_remove_label(template, label, acting_user=request.user)  # type: ignore[arg-type]
+        do_remove_label(template, label, acting_user=request.user)
     except PromptError as problem:
         messages.error(request, str(problem))
     else:
@@ -317,22 +318,22 @@ def label_remove(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @admin_view
-def export_prompts(request: HttpRequest) -> HttpResponse:
+def export_prompts(request: TenantRequest) -> HttpResponse:
     try:
-        data = do_export_prompts(acting_user=request.user, tenant_slug=request.tenant.schema_name)  # type: ignore[arg-type,attr-defined]
+        data = do_export_prompts(acting_user=request.user, tenant_slug=request.tenant.schema_name)
     except CrossTenantBlocked as blocked:
         return HttpResponse(blocked.user_message, status=blocked.status_code, content_type="text/plain")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = HttpResponse(data, content_type="application/zip")
     response["Content-Disposition"] = (
-        f'attachment; filename="prompts-{request.tenant.schema_name}-{stamp}.zip"'  # type: ignore[attr-defined]
+        f'attachment; filename="prompts-{request.tenant.schema_name}-{stamp}.zip"'
     )
     return response
 
 
 @require_POST
 @admin_view
-def import_prompts(request: HttpRequest) -> HttpResponse:
+def import_prompts(request: TenantRequest) -> HttpResponse:
     upload = request.FILES.get("bundle")
     if upload is None:
         error = "Choose a zip file exported from ConvoSuite."
@@ -342,7 +343,7 @@ def import_prompts(request: HttpRequest) -> HttpResponse:
         try:
             report = do_import_prompts(
                 upload.read(MAX_UPLOAD_BYTES + 1),
-                acting_user=request.user,  # type: ignore[arg-type]
+                acting_user=request.user,
                 filename=upload.name or "",
             )
         except ImportRejected as problem:
