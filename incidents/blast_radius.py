@@ -145,8 +145,8 @@ def _measure_tenant(incident: Incident, exposure: TenantExposure, radius: BlastR
                 chain="model_calls",
                 ident=str(call.request_id),
                 at=call.finished_at or call.created_at,
-                summary=f"{call.status}{' ' + call.error_code if call.error_code else ''} {call.model_requested} "
-                f"via {who}, {call.tokens_in + call.tokens_out} tokens",
+                summary=f"{call.status}{' ' + call.error_code if call.error_code else ''} {call.model_requested}"
+                f"{' via ' + who if call.source else ''}, {call.tokens_in + call.tokens_out} tokens",
                 seq=call.seq,
                 record_hash=call.record_hash or "",
             )

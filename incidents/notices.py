@@ -16,7 +16,7 @@ from accounts.models import Role, User
 from audit.actions import do_record_audit_event
 from incidents.actions import IncidentRejected, do_add_timeline_event, send_incident_email
 from incidents.blast_radius import BlastRadius, TenantExposure
-from incidents.models import Incident, IncidentEvent, IncidentNotification, IncidentTenant
+from incidents.models import Incident, IncidentEvent, IncidentNotification, IncidentTenant, PostMortem
 from incidents.tenant.models import TenantNotice
 from tenants.models import Tenant
 
@@ -86,6 +86,24 @@ def draft_notice(radius: BlastRadius, exposure: TenantExposure) -> Draft:
             "the request is kept with its text withheld)."
         )
         ask = "Nothing is required from you. You will receive our review once the cause is fixed."
+    elif incident.kind == Incident.Kind.PROVIDER_OUTAGE:
+        model = incident.details.get("model", "a model")
+        subject = f"[ConvoSuite status] {ref}: {model} was unavailable"
+        ended = f" until {_when(incident.window_end)}" if incident.window_end else ", and it is not over yet"
+        opening = (
+            f"The model {model}, which your organisation uses, was unavailable from {_when(incident.opened_at)}"
+            f"{ended}. Calls went to your fallback model where one is configured, otherwise they were refused "
+            "with a clear message; each one is in your model-call log."
+        )
+        ask = "Nothing is required from you. Consider a fallback model (Console → Models) if you have none."
+        figures = _outage_figures(incident, exposure.schema_name)
+        body = (
+            f"Hello,\n\n{opening}\n\n"
+            f"Your calls to {model} in that time: {figures}\n\n"
+            f"What you need to do: {ask}\n\n"
+            f"Reference: {ref}. Reply to this message with any question.\n\n— The ConvoSuite platform team"
+        )
+        return Draft(exposure.schema_name, subject[:MAX_SUBJECT], body, list(exposure.admins))
     elif incident.kind == Incident.Kind.TENANT_COMPROMISE:
         subject = f"[ConvoSuite security] {ref}: unusual activity in your workspace"
         opening = (
@@ -111,6 +129,18 @@ def draft_notice(radius: BlastRadius, exposure: TenantExposure) -> Draft:
         f"Reference: {ref}. Reply to this message with any question.\n\n— The ConvoSuite platform team"
     )
     return Draft(exposure.schema_name, subject[:MAX_SUBJECT], body, list(exposure.admins))
+
+
+def _outage_figures(incident: Incident, schema_name: str) -> str:
+    post_mortem = PostMortem.objects.filter(incident=incident).first()
+    rows = (post_mortem.figures.get("tenants", []) if post_mortem else []) or []
+    row = next((r for r in rows if r.get("tenant") == schema_name), None)
+    if row is None:
+        return "none recorded (yet: the figures come from the post-mortem)."
+    return (
+        f"{row['calls']} call(s): {row['served']} answered by it, {row['failed_over']} by your fallback, "
+        f"{row['failed']} refused as unavailable."
+    )
 
 
 def do_send_tenant_notice(

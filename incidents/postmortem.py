@@ -53,6 +53,7 @@ def outage_figures(alias: str, start: dt.datetime, end: dt.datetime) -> list[Ten
 
 
 def do_draft_postmortem(incident: Incident, *, actor_label: str) -> PostMortem:
+    incident.refresh_from_db()  # its window may have ended since the caller read it
     alias = str(incident.details.get("model", ""))
     start = incident.window_start - MARGIN
     end = (incident.window_end or timezone.now()) + MARGIN

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Role
@@ -83,6 +84,7 @@ def test_provider_outage(day: GameDay, row: dict[str, Any]) -> None:
     day.simulator.set_scenario(model="sim-model", reply="Primary answer.", latency_ms=100)
     day.simulator.set_scenario(model="sim-fallback", reply="Fallback answer.", latency_ms=100)
 
+    started_at = timezone.now()
     # Before: the service is up and warm (the web process has loaded its model client), the page says so.
     for tenant in (with_fallback, without):
         first = call(day, tenant, keys[tenant.schema_name])
@@ -129,7 +131,9 @@ def test_provider_outage(day: GameDay, row: dict[str, Any]) -> None:
             assert (
                 ModelCall.objects.filter(source__startswith="key:").count() == len(made) + 1
             )  # + the warm-up
-    incident = Incident.objects.get(kind=Incident.Kind.PROVIDER_OUTAGE, status__in=["open", "contained"])
+    incident = Incident.objects.get(
+        kind=Incident.Kind.PROVIDER_OUTAGE, details__model="sim-model", opened_at__gte=started_at
+    )
     row["detection"] = (
         f"breaker open; status page said outage {outage_seen_after:.1f} s after the provider hung"
     )

@@ -151,7 +151,7 @@ def test_platform_admin_pages(tenants: dict[str, Tenant], acme: Tenant, mailoutb
     platform.post(
         f"/platform/incidents/{incident.pk}/notice/", {"tenant": "acme", "subject": "Hello", "body": "Text"}
     )
-    assert [m.to for m in mailoutbox] == [["boss@acme.test"]]
+    assert ["boss@acme.test"] in [m.to for m in mailoutbox]  # one e-mail per admin of acme
     platform.post(f"/platform/incidents/{incident.pk}/status/", {"status": "resolved", "note": "done"})
     incident.refresh_from_db()
     assert incident.status == "resolved" and incident.window_end is not None
