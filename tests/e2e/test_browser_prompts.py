@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from gateway import screening
 from tests.conftest import Stack
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_browser_chat import sign_in
@@ -19,10 +20,11 @@ pytestmark = pytest.mark.browser
 
 
 def system_prompt_of_last_call(stack: Stack) -> str:
+    """The system text the provider received, without the tenant's planted canary note."""
     requests = [r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]
     messages = requests[-1]["body"]["messages"]
     assert messages[0]["role"] == "system"
-    return str(messages[0]["content"])
+    return screening.unplant(str(messages[0]["content"]))
 
 
 def ask(page: Page, question: str, answers_before: int) -> None:
