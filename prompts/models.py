@@ -85,3 +85,38 @@ class PromptLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.version_id}"
+
+
+class PlaygroundRun(models.Model):
+    """One side of a playground comparison: a version of a template, run against a model with sample
+    variables and a test message, through the gateway like any call (policy, budget, recorded). The answer,
+    tokens, cost and status live in the gateway's ModelCall record of `request_id`, never here twice.
+    Two runs share a `batch`: the version being tried and the one to compare it with (production)."""
+
+    class Side(models.TextChoices):
+        CANDIDATE = "candidate", "Trying"
+        BASELINE = "baseline", "Compared with"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.UUIDField(db_index=True)
+    side = models.CharField(max_length=16, choices=Side.choices)
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="playground_runs")
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="playground_runs")
+    model = models.CharField(max_length=128)
+    # Sample values for the template's variables and the runtime ones; encrypted like the prompt itself.
+    variables = EncryptedJSONField(default=dict, blank=True)
+    user_message = EncryptedTextField()
+    request_id = models.UUIDField(unique=True, default=uuid.uuid4)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Why the run never reached the gateway (e.g. its version's variables could not be filled); "" otherwise.
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "side"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "side"], name="prompts_playground_one_per_side")
+        ]
+
+    def __str__(self) -> str:
+        return f"playground {self.batch} {self.side} v{self.version_id}"

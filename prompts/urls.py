@@ -1,6 +1,6 @@
 from django.urls import path
 
-from prompts import views
+from prompts import playground_views, views
 
 app_name = "prompts"
 
@@ -16,4 +16,11 @@ urlpatterns = [
     path("<uuid:template_id>/labels/", views.label_move, name="label_move"),
     path("<uuid:template_id>/labels/remove/", views.label_remove, name="label_remove"),
     path("<uuid:template_id>/versions/<int:number>/", views.version_detail, name="version"),
+    path("<uuid:template_id>/playground/", playground_views.playground, name="playground"),
+    path("<uuid:template_id>/playground/run/", playground_views.playground_run, name="playground_run"),
+    path(
+        "<uuid:template_id>/playground/runs/<uuid:batch>/",
+        playground_views.playground_results,
+        name="playground_results",
+    ),
 ]

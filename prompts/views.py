@@ -103,6 +103,23 @@ def _form_context(**extra: Any) -> dict[str, Any]:
     }
 
 
+def publish_message(version: PromptVersion, labels: list[str]) -> str:
+    """What publishing did, in the same words as the template's page: which version the chat uses now."""
+    if PRODUCTION in labels:
+        return f"Published version {version.number}: the chat uses it from the next message."
+    others = [label for label in labels if label != PRODUCTION]
+    labelled = f" and labelled it {', '.join(others)}" if others else ""
+    live = production_version(version.template_id)
+    if live is None:
+        return (
+            f"Published version {version.number}{labelled}. It is not in the chat: no version is production yet."
+        )
+    return (
+        f"Published version {version.number}{labelled}. The chat still uses version {live.number} until you "
+        f"make version {version.number} production (try it in the playground first)."
+    )
+
+
 @require_GET
 @admin_view
 def prompt_list(request: TenantRequest) -> HttpResponse:
@@ -124,7 +141,8 @@ def _list_context(request: TenantRequest, **extra: Any) -> dict[str, Any]:
 @admin_view
 def prompt_create(request: TenantRequest) -> HttpResponse:
     values = _form_values_from_version(None)
-    values.update(name="", description="", make_production=True)
+    # Not live until the admin says so: a new template is tried in the playground first.
+    values.update(name="", description="", make_production=False)
     error = ""
     if request.method == "POST":
         values = {key: request.POST.get(key, "") for key in values}
@@ -140,7 +158,14 @@ def prompt_create(request: TenantRequest) -> HttpResponse:
         except PromptError as problem:
             error = str(problem)
         else:
-            messages.success(request, f"Created {template.name} with version 1.")
+            if values["make_production"]:
+                messages.success(request, f"Created {template.name}: version 1 is in the chat now.")
+            else:
+                messages.success(
+                    request,
+                    f"Created {template.name} with version 1. It is not in the chat yet: try it in the "
+                    "playground, then make a version production.",
+                )
             return redirect("prompts:detail", template_id=template.id)
     status = 400 if error else 200
     return render(
@@ -172,8 +197,7 @@ def prompt_edit(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
         except PromptError as problem:
             error = str(problem)
         else:
-            labelled = f", labelled {', '.join(values['labels'])}" if values["labels"] else ""
-            messages.success(request, f"Published version {version.number}{labelled}.")
+            messages.success(request, publish_message(version, values["labels"]))
             return redirect("prompts:detail", template_id=template.id)
     return render(
         request,
@@ -213,6 +237,7 @@ def prompt_detail(request: TenantRequest, template_id: uuid.UUID) -> HttpRespons
             "page": page,
             "numbers": list(template.versions.values_list("number", flat=True)),
             "production": production,
+            "latest_number": latest_two[0].number if latest_two else 0,
             "history": template_history(template),
             "diff": diff,
             "console_section": "prompts",

@@ -21,6 +21,7 @@ from incidents.models import Incident, IncidentTenant
 from incidents.tenant.models import TenantNotice
 from knowledge.crypto_seam import encrypt_for_tenant
 from knowledge.models import Chunk, Document, DocumentVersion, KnowledgeBase
+from prompts.models import PlaygroundRun
 from tenants.models import BreakGlassGrant, Tenant
 from tests.conftest import client_for, make_member
 from tests.factories import ConversationFactory, MessageFactory, ModelCallFactory, PromptVersionFactory
@@ -58,6 +59,7 @@ ALLOWED_OUTCOMES = {
     "prompts:details": 302,  # back to the template with the error shown
     "prompts:label_move": 302,  # back to the history with the error shown
     "prompts:label_remove": 302,
+    "prompts:playground_run": 400,  # "Choose the version to try."
     "knowledge:create": 400,  # the form again, with "give it a name"
     "knowledge:settings": 400,
     "knowledge:delete": 302,  # back to the list
@@ -159,9 +161,14 @@ def sample_kwargs(pattern: URLPattern, owner: User, world: World) -> dict[str, A
             values["key_id"] = do_create_api_key(name="Matrix key", acting_user=None).api_key.id
     if "export_format" in names:
         values["export_format"] = "json"
-    if names & {"template_id", "number"}:
+    if names & {"template_id", "number", "batch"}:
         with tenant_context(world.acme):
             version = PromptVersionFactory.create()
+            if "batch" in names:
+                values["batch"] = PlaygroundRun.objects.create(
+                    batch=uuid.uuid4(), side="candidate", template=version.template, version=version,
+                    model="sim-model", user_message="hi", created_by=owner,
+                ).batch  # fmt: skip
         values["template_id"] = version.template_id
         if "number" in names:
             values["number"] = version.number

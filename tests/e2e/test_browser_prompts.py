@@ -24,6 +24,7 @@ def system_prompt_of_last_call(stack: Stack) -> str:
     requests = [r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]
     messages = requests[-1]["body"]["messages"]
     assert messages[0]["role"] == "system"
+    # Without the tenant's canary note the chat appends (gateway.screening).
     return screening.unplant(str(messages[0]["content"]))
 
 
@@ -54,8 +55,12 @@ def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, 
     admin.fill("#description", "Trips and expenses")
     admin.fill("#body", first_body)
     admin.fill("#message", "First version")
+    # Not live until the admin says so: the box is unticked until ticked here.
+    expect(admin.locator("#make-production")).not_to_be_checked()
+    admin.check("#make-production")
     screenshot(admin, "prompts-create")
     admin.click("#publish-button")
+    expect(admin.locator(".notice--success")).to_contain_text("version 1 is in the chat now")
     expect(admin.locator("#production-version")).to_have_text("version 1")
     template_url = admin.url
 
@@ -124,3 +129,59 @@ def test_admin_edits_compares_and_rolls_back_and_the_chat_follows(stack: Stack, 
     # Neither the web process nor the worker logged the prompt text.
     for process in ("web", "worker"):
         assert f"version {tag}" not in (LOG_DIR / f"{process}.log").read_text(errors="replace"), process
+
+
+def test_admin_tries_a_draft_in_the_playground_next_to_production_then_makes_it_live(
+    stack: Stack, new_page: Any
+) -> None:
+    stack.simulator.reset()
+    stack.simulator.set_scenario(reply_mode="echo")
+    name = f"Helpdesk {uuid.uuid4().hex[:6]}"
+    admin = new_page()
+    sign_in(admin, stack, "acme", "admin@acme.example")
+    expect(admin).to_have_url(re.compile(r"/chat/$"))
+    admin.goto(stack.url("acme", "/console/prompts/new/"))
+    admin.fill("#name", name)
+    admin.fill("#body", "You are the helpdesk of $company. Answer in one sentence.")
+    admin.fill("#variables", "company = Acme Corporation")
+    admin.check("#make-production")
+    admin.click("#publish-button")
+    expect(admin.locator("#production-version")).to_have_text("version 1")
+    admin.click("#edit-template")
+    admin.fill("#body", "You are the friendly helpdesk of $company. Greet $user_name first.")
+    admin.fill("#message", "Friendlier")
+    admin.click("#publish-button")
+    # Publishing without the label says, in the page's own words, that the chat still uses version 1.
+    expect(admin.locator(".notice--success")).to_contain_text("The chat still uses version 1")
+    expect(admin.locator("#live-state")).to_contain_text("version 2 is newer and not live yet")
+
+    admin.click("#open-playground")
+    expect(admin.locator("#pg-version")).to_have_value("2")
+    expect(admin.locator("#pg-compare")).to_have_value("1")
+    expect(admin.locator("#var-company")).to_have_value("Acme Corporation")
+    admin.fill("#var-company", "Acme Travel")
+    admin.fill("#pg-message", "Where do I file expenses?")
+    admin.click("#run-playground")
+    candidate = admin.locator("[data-side=candidate]")
+    baseline = admin.locator("[data-side=baseline]")
+    expect(candidate).to_have_attribute("data-status", "ok", timeout=30_000)
+    expect(baseline).to_have_attribute("data-status", "ok", timeout=30_000)
+    expect(candidate.locator("[data-answer]")).to_contain_text("Echo: Where do I file expenses?")
+    expect(candidate).to_contain_text(re.compile(r"Tokens\s*\d+ in · \d+ out"))
+    screenshot(admin, "prompts-playground")
+    # The draft's system prompt, as the model got it, with the sample values filled in.
+    requests = [r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]
+    systems = {screening.unplant(r["body"]["messages"][0]["content"]) for r in requests[-2:]}
+    assert "You are the friendly helpdesk of Acme Travel. Greet Ada Admin first." in systems
+    assert "You are the helpdesk of Acme Travel. Answer in one sentence." in systems
+    # Reloading the results page runs nothing again.
+    admin.reload()
+    expect(candidate).to_have_attribute("data-status", "ok")
+    assert len([r for r in stack.simulator.requests() if r["path"].endswith("/chat/completions")]) == len(requests)
+    # The calls are in the model-call log as the playground's, made by the admin.
+    candidate.get_by_role("link", name="model call").click()
+    expect(admin.locator("#call-caller")).to_contain_text("Ada Admin")
+    expect(admin.locator("#call-facts")).to_contain_text("Prompt playground")
+    admin.go_back()
+    candidate.locator("[data-action=promote]").click()
+    expect(admin.locator("#production-version")).to_have_text("version 2")
