@@ -25,7 +25,6 @@ from gateway.service import complete
 from prompts.models import PlaygroundRun, PromptTemplate, PromptVersion
 from prompts.variables import RUNTIME_VARIABLES, placeholders, render_prompt
 from tenants.context import current_schema
-from tenants.models import Tenant
 from tenants.task_context import send_tenant_task_on_commit
 
 PLAYGROUND_SOURCE = "playground"
@@ -225,6 +224,3 @@ def recent_batches(template: PromptTemplate, limit: int = 10) -> list[dict[str, 
         row[run.side] = run
     return list(rows.values())[:limit]
 
-
-def tenant_display_name() -> str:
-    return Tenant.objects.filter(schema_name=current_schema()).values_list("name", flat=True).first() or ""

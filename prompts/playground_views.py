@@ -4,11 +4,12 @@ pages). Thin: parse the form, call prompts.playground, render."""
 import uuid
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.requests import TenantRequest
 from gateway.actions import access_gateway_policy
 from prompts.actions import access_template_by_id, access_version_by_number, production_version
 from prompts.models import PromptTemplate, PromptVersion
@@ -23,7 +24,6 @@ from prompts.playground import (
     recent_batches,
     sample_variable_names,
     system_prompt_for,
-    tenant_display_name,
 )
 from prompts.views import admin_view
 
@@ -51,7 +51,7 @@ def _preview(version: PromptVersion | None, samples: dict[str, str]) -> str:
 
 
 def _context(
-    request: HttpRequest,
+    request: TenantRequest,
     template: PromptTemplate,
     *,
     candidate: PromptVersion,
@@ -67,7 +67,7 @@ def _context(
     models = playground_models()
     versions = [version for version in (candidate, baseline) if version is not None]
     names = sample_variable_names(*versions)
-    defaults = default_samples(versions, user=request.user, tenant_name=tenant_display_name())  # type: ignore[arg-type]
+    defaults = default_samples(versions, user=request.user, tenant_name=request.tenant.name)
     filled = {name: (samples or {}).get(name, defaults.get(name, "")) for name in names}
     return {
         "template": template,
@@ -93,7 +93,7 @@ def _context(
 
 @require_GET
 @admin_view
-def playground(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def playground(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     batch_text = request.GET.get("batch", "")
     if batch_text:
@@ -134,7 +134,7 @@ def playground(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @admin_view
-def playground_run(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse:
+def playground_run(request: TenantRequest, template_id: uuid.UUID) -> HttpResponse:
     template = access_template_by_id(template_id)
     post = request.POST
     candidate = _version_param(template, post.get("version", ""))
@@ -159,7 +159,7 @@ def playground_run(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse
             baseline=Side(baseline, post.get("compare_model", "")) if baseline is not None else None,
             samples=samples,
             user_message=message,
-            acting_user=request.user,  # type: ignore[arg-type]
+            acting_user=request.user,
         )
     except PlaygroundError as problem:
         context = _context(
@@ -176,7 +176,7 @@ def playground_run(request: HttpRequest, template_id: uuid.UUID) -> HttpResponse
 
 @require_GET
 @admin_view
-def playground_results(request: HttpRequest, template_id: uuid.UUID, batch: uuid.UUID) -> HttpResponse:
+def playground_results(request: TenantRequest, template_id: uuid.UUID, batch: uuid.UUID) -> HttpResponse:
     """The results of one comparison, polled by the page (htmx) until every side has finished."""
     template = access_template_by_id(template_id)
     results = access_playground_batch(template, batch)

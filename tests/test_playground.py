@@ -130,7 +130,6 @@ def test_playground_runs_a_draft_and_production_side_by_side_through_the_gateway
     assert all(call.user_id == admin.pk and call.record_hash for call in calls)
     with tenant_context(acme):
         draft_call = ModelCall.objects.get(pk=by_model["sim-model"].pk)
-        production_call = ModelCall.objects.get(pk=by_model["sim-fallback"].pk)
     # What the model got is what the chat would send: the filled system prompt with the tenant's canary
     # note (gateway.screening), then the message. The record keeps the texts without the marker itself.
     sent = {
