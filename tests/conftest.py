@@ -2,6 +2,7 @@
 pytest-django, migrated by django-tenants), Redis, a Celery worker process, the development identity
 provider and the provider simulator, each in its own process."""
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,8 +164,13 @@ def stack_env(
 
 @pytest.fixture(scope="session")
 def worker(stack_env: dict[str, str]) -> Iterator[None]:
-    # Start from an empty broker database so no task of an earlier run is delivered into this one.
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    # Start from an empty broker database so no task of an earlier run is delivered into this one. Under
+    # pytest-xdist the other workers share the database: empty only this worker's own queue.
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        broker.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    else:
+        broker.flushdb()
     process = processes.start_worker("worker", stack_env)
     try:
         yield
@@ -216,3 +222,27 @@ def wait_for() -> Callable[..., Any]:
         raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
     return wait
+
+
+# --- markers: what each test needs, from the fixtures it uses (docs/development.md, "Tests") -----------------
+# unit: nothing but Python; db: PostgreSQL (and Redis through the gateway's counters); processes: a child process
+# (provider simulator, Celery worker, identity provider, web server); browser: Chromium. `pytest -m unit` runs in
+# seconds without any service. A test gets the heaviest that applies.
+PROCESS_FIXTURES = frozenset({"simulator", "sim", "stack_env", "worker", "stack"})
+DB_FIXTURES = frozenset({"django_db_setup", "db", "transactional_db"})
+# Tests that start a process or reach a service themselves, without a fixture saying so.
+PROCESS_MODULES = frozenset({"tests/devtools/test_idp.py", "tests/devtools/test_llm_simulator.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        path = Path(str(item.path)).relative_to(REPO_ROOT).as_posix()
+        if item.get_closest_marker("browser"):
+            continue
+        if fixtures & PROCESS_FIXTURES or path in PROCESS_MODULES:
+            item.add_marker(pytest.mark.processes)
+        elif fixtures & DB_FIXTURES or item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.db)
+        else:
+            item.add_marker(pytest.mark.unit)

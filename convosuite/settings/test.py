@@ -10,6 +10,10 @@ DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-not-a-secret")
 OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="test-secret")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+# pytest-xdist workers share the broker's Redis database: each (and the Celery workers it starts, which inherit
+# PYTEST_XDIST_WORKER) gets its own queue, as it gets its own test database (pytest-django's _gw<n> suffix).
+if "PYTEST_XDIST_WORKER" in os.environ and "CELERY_TASK_DEFAULT_QUEUE" not in os.environ:
+    CELERY_TASK_DEFAULT_QUEUE = f"convosuite-test-{os.environ['PYTEST_XDIST_WORKER']}"
 GATEWAY_REDIS_URL = env("GATEWAY_REDIS_URL", default=CELERY_BROKER_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests count model calls and tokens exactly: no title call after each first answer (its own test turns it on).

@@ -12,7 +12,8 @@ from pathlib import Path
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOG_DIR = REPO_ROOT / "test-artifacts" / "logs"
+# Under pytest-xdist each worker has its own processes, so its own log folder (the readiness check reads them).
+LOG_DIR = REPO_ROOT / "test-artifacts" / "logs" / os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 def free_port() -> int:
