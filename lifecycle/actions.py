@@ -12,6 +12,7 @@ from django_tenants.utils import get_public_schema_name, schema_exists, tenant_c
 from accounts.middleware import SESSION_TENANT_KEY
 from audit.actions import do_record_audit_event
 from gateway.actions import do_create_default_policy
+from keys.crypto import ensure_tenant_key
 from lifecycle.archive import write_tenant_archive
 from lifecycle.keys import destroy_tenant_key
 from tenants.models import Domain, Tenant, TenantTombstone
@@ -39,8 +40,6 @@ def do_create_tenant(
         raise TenantSlugError(
             f"Tenant slug {slug!r} must start with a letter and use only a-z, 0-9 and _ (2-41 chars)."
         )
-    from keys.crypto import ensure_tenant_key
-
     tenant = Tenant.objects.filter(schema_name=slug).first()
     created = tenant is None
     if tenant is None:
