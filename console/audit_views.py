@@ -1,13 +1,12 @@
-"""The audit console for tenant admins: events, exports (with progress), redaction policy, public key
-and the verifier. Thin views: parse, call one action, render."""
+"""The evidence export page for tenant admins: exports (with progress), redaction policy, public key and
+the verifier (the events have their own page, console.views.audit_events). Thin views: parse, call one
+action, render."""
 
 import datetime as dt
-import json
 import os
 import uuid
 
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,31 +22,18 @@ from audit.actions import (
     do_set_redaction_policy,
     export_file_path,
 )
-from audit.models import AuditEvent, AuditExport, RedactionPolicy
+from audit.models import AuditExport, RedactionPolicy
 from console.inputs import parse_utc_input
 from evidence.signing import platform_key
 
 ADMIN = ["tenant_admin"]
-EVENTS_PER_PAGE = 25
 VERIFIER_FILE = settings.BASE_DIR / "verifier" / "verify_export.py"
 
 
-def _with_details_text(event: AuditEvent) -> AuditEvent:
-    details = event.details or {}
-    summary = ", ".join(f"{key}: {json.dumps(value, default=str)}" for key, value in details.items())
-    event.details_summary = summary if len(summary) <= 90 else summary[:89] + "…"  # type: ignore[attr-defined]
-    event.details_pretty = json.dumps(details, indent=2, sort_keys=True, default=str)  # type: ignore[attr-defined]
-    return event
-
-
 def _page_context(request: TenantRequest, **extra: object) -> dict[str, object]:
-    events = Paginator(AuditEvent.objects.select_related("actor").order_by("-seq"), EVENTS_PER_PAGE)
-    page = events.get_page(request.GET.get("page"))
-    page.object_list = [_with_details_text(event) for event in page.object_list]
     # The default window ends at the next whole minute, so it includes the calls made a moment ago.
     now = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     return {
-        "events": page,
         "exports": AuditExport.objects.order_by("-created_at")[:10],
         "settings": audit_settings(),
         "redaction_choices": RedactionPolicy.choices,

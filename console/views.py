@@ -18,6 +18,13 @@ from accounts.access import tenant_view
 from accounts.models import Role, User
 from accounts.requests import TenantRequest
 from audit.models import AuditEvent
+from console.audit_events import (
+    AuditFilterForm,
+    actor_choices,
+    filtered_events,
+    kind_choices,
+    with_readable_details,
+)
 from console.model_calls import (
     ModelCallFilterForm,
     access_model_call_by_id,
@@ -136,15 +143,21 @@ def members(request: TenantRequest) -> HttpResponse:
 @require_GET
 @tenant_view(roles=ADMINS)
 def audit_events(request: TenantRequest) -> HttpResponse:
-    kind = request.GET.get("kind", "").strip()[:64]
-    events = AuditEvent.objects.order_by("-created_at", "-id")
-    if kind:
-        events = events.filter(kind__startswith=kind)
-    kinds = AuditEvent.objects.order_by().values_list("kind", flat=True).distinct()[:100]
+    form = AuditFilterForm(request.GET or None)
+    valid = not request.GET or form.is_valid()
+    filters = form.cleaned_data if request.GET and valid else {}
+    time_zone = request.tenant.time_zone
+    page = _page(
+        request, filtered_events(filters, time_zone=time_zone) if valid else AuditEvent.objects.none()
+    )
+    page.object_list = with_readable_details(page.object_list, time_zone)
     context = {
-        "page": _page(request, events),
-        "kind": kind,
-        "kinds": sorted(kinds),
+        "form": form,
+        "page": page,
+        "kinds": kind_choices(),
+        "actors": actor_choices(),
         "query": _query_without_page(request),
+        "filtered": bool(filters and any(filters.values())),
+        "time_zone": time_zone,
     }
-    return _render(request, "console/audit.html", "audit", context)
+    return _render(request, "console/audit.html", "audit", context, status=200 if valid else 400)

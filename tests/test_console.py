@@ -229,4 +229,49 @@ def test_audit_page_lists_the_tenants_events(acme: Tenant) -> None:
     with tenant_context(acme):
         do_record_audit_event(kind="budget.changed", actor_label="someone", details={"daily_tokens": 5000})
     body = client_for(acme, admin_of(acme)).get("/console/audit-events/?kind=budget.").content.decode()
-    assert "budget.changed" in body and "daily_tokens" in body
+    assert "budget.changed" in body and "Daily tokens" in body
+
+
+def test_audit_details_read_as_words_and_values_not_python(acme: Tenant) -> None:
+    with tenant_context(acme):
+        event = do_record_audit_event(
+            kind="prompts.label_moved",
+            actor_label="Readable Rita",
+            details={
+                "template_id": str(uuid.uuid4()), "template_name": "Travel desk", "version": {"from": 3, "to": 4},
+                "reason": None, "enabled": False, "models": ["sim-model", "sim-fallback"],
+                "daily_token_budget": 150000, "expires_at": "2027-01-01T00:00:00+00:00",
+            },
+        )  # fmt: skip
+    body = client_for(acme, admin_of(acme)).get("/console/audit-events/", {"actor": "Readable Rita"})
+    html = body.content.decode()
+    row = html.split(f'data-kind="{event.kind}"')[1].split("</tr>")[0]
+    assert "Prompts: label moved" in row
+    for shown in ["<dt>Template</dt><dd>Travel desk</dd>", "<dt>Version</dt><dd>3 → 4</dd>",
+                  "<dt>Reason</dt><dd>—</dd>", "<dt>Enabled</dt><dd>no</dd>",
+                  "<dt>Models</dt><dd>sim-model, sim-fallback</dd>", "<dt>Daily token budget</dt><dd>150,000</dd>",
+                  "<dt>Expires</dt><dd>2027-01-01 00:00 UTC</dd>"]:  # fmt: skip
+        assert shown in row, shown
+    for notation in ["{", "None", "False", "[", "&#x27;"]:
+        assert notation not in row, notation
+    # Ids come after the readable details.
+    assert row.index("Template id") > row.index("Daily token budget")
+
+
+def test_audit_events_filter_by_person_and_dates_in_the_tenants_time_zone(acme: Tenant) -> None:
+    fay, finn = f"Filter Fay {uuid.uuid4().hex[:6]}", f"Filter Finn {uuid.uuid4().hex[:6]}"
+    with tenant_context(acme):
+        do_record_audit_event(kind="budget.changed", actor_label=fay, details={"daily_tokens": 1})
+        do_record_audit_event(kind="budget.changed", actor_label=fay, details={"daily_tokens": 2})
+        do_record_audit_event(kind="kill_switch.changed", actor_label=finn, details={})
+    client = client_for(acme, admin_of(acme))
+    by_fay = client.get("/console/audit-events/", {"actor": fay}).content.decode()
+    assert by_fay.count("<tr data-kind=") == 2 and finn not in by_fay.split('id="audit-table"')[1]
+    assert f'<option value="{finn}">' in by_fay  # the people who appear in the events
+    today = datetime.now(UTC).date()  # acme keeps the default time zone, UTC
+    same_day = {"actor": fay, "date_from": today.isoformat(), "date_to": today.isoformat()}
+    assert client.get("/console/audit-events/", same_day).content.decode().count("<tr data-kind=") == 2
+    tomorrow = {"actor": fay, "date_from": (today + timedelta(days=1)).isoformat()}
+    assert "No events match these filters." in client.get("/console/audit-events/", tomorrow).content.decode()
+    backwards = client.get("/console/audit-events/", {"date_from": "2026-03-02", "date_to": "2026-03-01"})
+    assert backwards.status_code == 400 and "The start date is after the end date." in backwards.content.decode()
