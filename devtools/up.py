@@ -364,6 +364,9 @@ def model_argv(model_port: int, model_path: Path) -> list[str]:
         str(model_port),
         "--n_ctx",
         "2048",
+        # Queue concurrent requests; the default aborts the answer in progress when another one arrives.
+        "--interrupt_requests",
+        "false",
     ]
 
 

@@ -21,6 +21,7 @@ from convosuite.read_only_admin import ReadOnlyModelAdmin
 from gateway import breaker
 from gateway.catalogue import do_reset_circuit, do_save_catalogue_entry
 from gateway.config import litellm_price
+from gateway.tokens import check_spec
 
 
 def staff_label(request: HttpRequest) -> str:
@@ -46,7 +47,17 @@ class CatalogueEntryForm(forms.ModelForm):
             "input_cost_per_token",
             "output_cost_per_token",
             "max_tokens",
+            "tokenizer",
+            "template_tokens",
+            "context_window",
         ]
+
+    def clean_tokenizer(self) -> str:
+        spec = str(self.cleaned_data.get("tokenizer") or "").strip()
+        problem = check_spec(spec)
+        if problem:
+            raise forms.ValidationError(problem)
+        return spec
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -87,6 +98,14 @@ class CatalogueEntryAdmin(admin.ModelAdmin):
                 "description": "USD per token. Leave both prices blank to use LiteLLM's bundled price map. "
                 "A new price applies to calls reserved after the change (within about a second in every "
                 "worker); calls already recorded keep the price they were charged at.",
+            },
+        ),
+        (
+            "Token counting",
+            {
+                "fields": ["tokenizer", "template_tokens", "context_window"],
+                "description": "Before a call, the gateway reserves the prompt's tokens plus the answer's cap "
+                "against the tenant's budget: the count must never be below what the model will report.",
             },
         ),
     ]

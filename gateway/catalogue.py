@@ -23,6 +23,9 @@ EDITABLE_FIELDS = [
     "output_cost_per_token",
     "max_tokens",
     "timeout_seconds",
+    "tokenizer",
+    "template_tokens",
+    "context_window",
     "enabled",
 ]
 
@@ -77,6 +80,9 @@ def seed_entry(alias: str, seed: dict[str, Any]) -> CatalogueEntry:
         output_cost_per_token=price("output_cost_per_token"),
         max_tokens=int(seed.get("max_tokens", 256)),
         timeout_seconds=float(seed.get("timeout_seconds", 60)),
+        tokenizer=seed.get("tokenizer", ""),
+        template_tokens=int(seed.get("template_tokens", 64)),
+        context_window=seed.get("context_window"),
         enabled=bool(seed.get("enabled", True)),
     )
 

@@ -10,6 +10,7 @@ counter (gateway/catalogue.py). Staleness window: another process sees a change 
 after its commit (plus the reload itself); the process that made it sees it at once.
 """
 
+import functools
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from django.conf import settings
 from catalogue.models import CatalogueEntry
 from gateway import store
 from gateway.provider import litellm_module
+from gateway.tokens import Counter, counter_for
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +48,19 @@ class ModelRoute:
     output_cost_per_token: Decimal
     max_tokens: int
     timeout_seconds: float
+    tokenizer: str = ""
+    template_tokens: int = 0
+    context_window: int | None = None
 
     def cost(self, tokens_in: int, tokens_out: int) -> Decimal:
         return self.input_cost_per_token * tokens_in + self.output_cost_per_token * tokens_out
+
+    @functools.cached_property
+    def counter(self) -> Counter:
+        """How this model's tokens are counted (gateway/tokens.py)."""
+        return counter_for(
+            self.tokenizer, template_tokens=self.template_tokens, litellm_model=self.litellm_model
+        )
 
 
 CHAT_KIND = "chat"
@@ -170,6 +182,9 @@ def _route_from_entry(entry: CatalogueEntry) -> ModelRoute:
         output_cost_per_token=prices[1],
         max_tokens=entry.max_tokens,
         timeout_seconds=entry.timeout_seconds,
+        tokenizer=entry.tokenizer,
+        template_tokens=entry.template_tokens,
+        context_window=entry.context_window,
     )
 
 

@@ -8,6 +8,8 @@ class GatewayError(Exception):
     status_code = 500
     error_type = "api_error"
     code = "gateway_error"
+    # The request field the error is about, as OpenAI's errors name it ("model", "messages"), if any.
+    param: str | None = None
 
     def __init__(self, user_message: str, *, call: Any = None) -> None:
         super().__init__(user_message)
@@ -17,7 +19,12 @@ class GatewayError(Exception):
 
     def as_openai_error(self) -> dict[str, Any]:
         return {
-            "error": {"message": self.user_message, "type": self.error_type, "param": None, "code": self.code}
+            "error": {
+                "message": self.user_message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
         }
 
 
@@ -25,6 +32,27 @@ class ModelNotAllowed(GatewayError):
     status_code = 404
     error_type = "invalid_request_error"
     code = "model_not_found"
+    param = "model"
+
+
+class ContextLengthExceeded(GatewayError):
+    """The prompt cannot fit the model's context window: counted before the call with the model's own
+    tokenizer, or said so by the provider. The caller's to fix; never a provider failure."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "context_length_exceeded"
+    param = "messages"
+
+
+class RequestRejected(GatewayError):
+    """The provider refused the request itself (HTTP 400/413/422: a bad parameter, content it will not
+    take). The caller's to fix: answered with the provider's reason, never counted against the provider's
+    circuit breaker, never retried on a fallback."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
 
 
 class KillSwitchOn(GatewayError):

@@ -12,10 +12,8 @@ Where things live (docs/gateway.md has the full story):
 """
 
 import datetime as dt
-import functools
 import json
 import logging
-import math
 import time
 import uuid
 import zoneinfo
@@ -31,7 +29,6 @@ from django.utils import timezone
 from gateway import store
 from gateway.config import UnknownModelError, get_model_route
 from gateway.errors import BudgetExceeded, KillSwitchOn, ModelNotAllowed, RateLimited, StopRequested
-from gateway.provider import litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -533,29 +530,3 @@ def usage_snapshot(tenant_schema: str, now: dt.datetime | None = None) -> Usage:
         requests_this_minute=int(rpm or 0),
         open_reservations=int(store.client().zcard(f"{prefix}:res:exp")),
     )
-
-
-def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens for the reservation, counted with the cl100k tokenizer plus OpenAI's per-message
-    framing. Other vendors' tokenizers can count a few more: settle() counts what the provider reports."""
-    encoding = _encoding()
-    total = 3
-    for message in messages:
-        total += 4
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(encoding.encode(content, disallowed_special=()))
-        elif isinstance(content, list):
-            text = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-            total += len(encoding.encode(text, disallowed_special=()))
-    # A margin for tokenizers that split finer than cl100k.
-    return math.ceil(total * 1.1)
-
-
-@functools.cache
-def _encoding() -> Any:
-    litellm_module()
-    # LiteLLM ships the cl100k tokenizer file and points tiktoken at it: no download.
-    from litellm.litellm_core_utils.default_encoding import encoding
-
-    return encoding

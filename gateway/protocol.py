@@ -46,6 +46,7 @@ from gateway.config import (
 )
 from gateway.errors import (
     BudgetExceeded,
+    ContextLengthExceeded,
     CrossTenantBlocked,
     GatewayError,
     KillSwitchOn,
@@ -70,6 +71,7 @@ _ERROR_TYPES: dict[str, type[GatewayError]] = {
     cls.code: cls
     for cls in (
         ModelNotAllowed,
+        ContextLengthExceeded,
         KillSwitchOn,
         RateLimited,
         BudgetExceeded,
@@ -169,18 +171,21 @@ class GatewayCall:
             if model_kind(model) != kind:
                 raise ModelNotAllowed(f"The model {model!r} is not a {kind} model.")
             chain = policy.chain_for(model)
+            routes = [_route(alias) for alias in chain]
             if kind == EMBEDDING_KIND:
                 call_max_tokens = 0
             else:
-                route_max = min(_route_max_tokens(alias) for alias in chain)
+                route_max = min(route.max_tokens for route in routes)
                 # Always sent to the provider, so the reservation below is a true upper bound of the answer.
                 call_max_tokens = max(1, min(max_tokens, route_max)) if max_tokens else route_max
+            check_context_window(routes[0], messages)
             reservation = gateway_policy.reserve(
                 tenant_schema=tenant_schema,
                 request_id=request_id,
                 user_id=user_id,
                 model=model,
-                prompt_tokens=gateway_policy.estimate_prompt_tokens(messages),
+                # Counted for each model that may answer (a fallback's tokenizer may count more).
+                prompt_tokens=max(route.counter.prompt_bound(messages) for route in routes),
                 max_tokens=call_max_tokens,
                 now=now,
                 policy=policy,
@@ -377,11 +382,24 @@ def _settle_or_leave_to_expiry(action: Any, reservation: gateway_policy.Reservat
         )
 
 
-def _route_max_tokens(alias: str) -> int:
+def _route(alias: str) -> ModelRoute:
     try:
-        return get_model_route(alias).max_tokens
+        return get_model_route(alias)
     except UnknownModelError as unpriced:
         raise ModelNotAllowed(str(unpriced)) from unpriced
+
+
+def check_context_window(route: ModelRoute, messages: list[dict[str, Any]]) -> None:
+    """A prompt that leaves no room for an answer in the model's context window is the caller's error, told
+    before anything is reserved or sent. Only with the model's own tokenizer: a bound proves nothing here."""
+    if route.context_window is None or not route.counter.exact:
+        return
+    prompt_tokens = route.counter.prompt_tokens(messages)
+    if prompt_tokens >= route.context_window:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {route.context_window:,} tokens. However, your messages "
+            f"resulted in {prompt_tokens:,} tokens. Please reduce the length of the messages."
+        )
 
 
 # --- the record -------------------------------------------------------------------------------------------

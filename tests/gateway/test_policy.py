@@ -22,6 +22,7 @@ from gateway.actions import (
     do_set_rate_limits,
     do_set_time_zone,
 )
+from gateway.config import get_model_route
 from gateway.errors import BudgetExceeded, KillSwitchOn, ModelNotAllowed, ProviderUnavailable, RateLimited
 from gateway.models import ModelCall
 from gateway.service import complete
@@ -183,7 +184,7 @@ def test_daily_budget_refuses_the_call_that_does_not_fit_and_resets_at_the_tenan
     after_midnight = dt.datetime(2026, 3, 11, 0, 10, tzinfo=tokyo)  # 15:10 UTC, a new day in Tokyo only
     with tenant_context(fresh_tenant):
         do_set_time_zone(time_zone="Asia/Tokyo")
-        worst_case = gateway_policy.estimate_prompt_tokens(MESSAGES) + 128
+        worst_case = get_model_route("sim-model").counter.prompt_bound(MESSAGES) + 128
         # Room for one worst case on top of one settled call (20 tokens), not on top of two.
         do_set_budget(daily_tokens=worst_case + 30)
         call(fresh_tenant, now=late_evening)
@@ -235,7 +236,7 @@ def test_counters_lost_from_redis_are_rebuilt_from_the_records(
         store.client().delete(
             *store.client().keys(f"{prefix}:tok:*"), *store.client().keys(f"{prefix}:cost:*")
         )
-        do_set_budget(daily_tokens=50 + gateway_policy.estimate_prompt_tokens(MESSAGES) + 128 - 1)
+        do_set_budget(daily_tokens=50 + get_model_route("sim-model").counter.prompt_bound(MESSAGES) + 128 - 1)
         with pytest.raises(BudgetExceeded, match="\\(50 of"):
             call(fresh_tenant)
 

@@ -19,6 +19,7 @@ from chat.tasks import generate_assistant_reply
 from devtools.llm_simulator.testing import SimulatorControl
 from gateway import policy as gateway_policy
 from gateway.actions import do_set_budget, do_set_kill_switch
+from gateway.config import get_model_route
 from gateway.models import ModelCall
 from tenants.models import Tenant
 from tests.factories import UserFactory
@@ -89,7 +90,7 @@ def test_64_concurrent_requests_on_two_workers_never_overspend_the_budget(
             {"role": "system", "content": settings.CHAT_SYSTEM_PROMPT},
             {"role": "user", "content": "Plan my week."},
         ]
-        worst_case = gateway_policy.estimate_prompt_tokens(history) + 128
+        worst_case = get_model_route("sim-model").counter.prompt_bound(history) + 128
         budget = 1000  # about 6 worst cases in flight, about 20 settled calls: far fewer than 64
         assert worst_case * 3 < budget < worst_case * 64
         do_set_budget(daily_tokens=budget)

@@ -104,3 +104,14 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
         except ProcessLookupError:
             pass
         process.wait(timeout=5)
+
+
+def spawn(name: str, args: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Another real process for a test (own session, log in test-artifacts/logs/<name>.log)."""
+    return _spawn(name, args, env)
+
+
+def wait_until_ready(
+    name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float
+) -> None:
+    _wait(name, process, ready, timeout)
