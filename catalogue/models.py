@@ -17,6 +17,8 @@ ENV_NAME_FORMAT = RegexValidator(
     "never the key itself.",
 )
 NOT_NEGATIVE = MinValueValidator(Decimal(0), "A price cannot be negative.")
+# What a chat template may add to a prompt unseen (a default system prompt, markers), unless told otherwise.
+DEFAULT_TEMPLATE_TOKENS = 64
 
 
 class CatalogueEntry(models.Model):
@@ -77,7 +79,7 @@ class CatalogueEntry(models.Model):
         "or package/file for a file inside an installed Python package).",
     )
     template_tokens = models.PositiveIntegerField(
-        default=64,
+        default=DEFAULT_TEMPLATE_TOKENS,
         help_text="With a blank tokenizer: the most tokens the model's chat template adds beyond the roles "
         "and texts (its default system prompt, markers).",
     )

@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from catalogue.models import CatalogueChange, CatalogueEntry
+from catalogue.models import DEFAULT_TEMPLATE_TOKENS, CatalogueChange, CatalogueEntry
 from convosuite.read_only_admin import ReadOnlyModelAdmin
 from gateway import breaker
 from gateway.catalogue import do_reset_circuit, do_save_catalogue_entry
@@ -51,6 +51,15 @@ class CatalogueEntryForm(forms.ModelForm):
             "template_tokens",
             "context_window",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Blank takes the default (a form written before the field existed posts none).
+        self.fields["template_tokens"].required = False
+
+    def clean_template_tokens(self) -> int:
+        value = self.cleaned_data.get("template_tokens")
+        return DEFAULT_TEMPLATE_TOKENS if value is None else int(value)
 
     def clean_tokenizer(self) -> str:
         spec = str(self.cleaned_data.get("tokenizer") or "").strip()

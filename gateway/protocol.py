@@ -81,6 +81,11 @@ _ERROR_TYPES: dict[str, type[GatewayError]] = {
 }
 
 
+# Where a record's token counts come from: the provider's answer, the model's own tokenizer and chat template
+# (a streamed answer without usage, gateway/tokens.py), or an estimate (a model without an exact tokenizer).
+USAGE_REPORTED, USAGE_COUNTED, USAGE_ESTIMATED = "reported", "counted", "estimated"
+
+
 def check_tenant_context(tenant_schema: str) -> None:
     active = current_schema()
     if not in_tenant_schema() or active != tenant_schema:
@@ -100,6 +105,7 @@ class Outcome:
     tokens_in: int = 0
     tokens_out: int = 0
     ttft_ms: int | None = None
+    usage_source: str = USAGE_REPORTED
     error_code: str = ""
     # For the record (never shown to users): earlier attempts that failed, then why this one stopped.
     errors: list[str] = field(default_factory=list)

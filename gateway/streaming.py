@@ -30,7 +30,16 @@ from gateway import policy, screening
 from gateway.config import ModelRoute
 from gateway.errors import CrossTenantBlocked, GatewayError, KillSwitchOn, ProviderUnavailable, StopRequested
 from gateway.models import ModelCall
-from gateway.protocol import GatewayCall, Outcome, error_for_record, settled_record
+from gateway.protocol import (
+    USAGE_COUNTED,
+    USAGE_ESTIMATED,
+    USAGE_REPORTED,
+    GatewayCall,
+    Outcome,
+    error_for_record,
+    settled_record,
+)
+from gateway.tokens import litellm_prompt_estimate
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +110,7 @@ def stream(
             stream_options={"include_usage": True},
         )
         response: Any = routed.response
-        attempt = _Attempt(call, routed.route, routed.fallback_taken, routed.errors, messages, response)
+        attempt = _Attempt(call, routed.route, routed.fallback_taken, routed.errors, messages)
         # Text is passed on only once it cannot be the start of another tenant's marker (gateway.screening).
         guard = screening.StreamScreen(tenant_schema)
         try:
@@ -189,10 +198,9 @@ class _Attempt:
         fallback_taken: bool,
         earlier_errors: list[str],
         messages: list[dict[str, str]],
-        response: Any,
     ) -> None:
         self.call, self.route, self.fallback_taken = call, route, fallback_taken
-        self.earlier_errors, self.messages, self.response = earlier_errors, messages, response
+        self.earlier_errors, self.messages = earlier_errors, messages
         self.pieces: list[str] = []
         self.usage: Any = None
         self.model_served = ""
@@ -221,18 +229,28 @@ class _Attempt:
     def stop(self, status: str, error: GatewayError | None, error_code: str, detail: str) -> None:
         self.status, self.error, self.error_code, self.error_detail = status, error, error_code, detail
 
+    def counted_usage(self, produced: str) -> tuple[int, int, str]:
+        """Tokens in and out of this stream, and where the numbers come from (docs/gateway.md, "Usage").
+
+        LiteLLM hands over a final usage chunk whenever stream_options.include_usage is asked: the
+        provider's own, or, when the provider sent none (llama.cpp), one it counted itself with a generic
+        tokenizer and no chat template, which its Router's stream wrapper does not tell apart."""
+        counter = self.route.counter
+        if counter.exact:
+            # The model's own tokenizer and chat template: what the model counts, usage chunk or not.
+            return counter.prompt_tokens(self.messages), counter.text_tokens(produced), USAGE_COUNTED
+        if self.usage is None:  # cut off or broken before the end
+            return counter.prompt_tokens(self.messages), counter.text_tokens(produced), USAGE_ESTIMATED
+        tokens_in, tokens_out = int(self.usage.prompt_tokens or 0), int(self.usage.completion_tokens or 0)
+        made_up = tokens_in == litellm_prompt_estimate(self.route.litellm_model, self.messages)
+        return tokens_in, tokens_out, USAGE_ESTIMATED if made_up else USAGE_REPORTED
+
     def record(self) -> StreamResult:
         """Finish the call: the record, then the reservation settled to what was recorded. Tokens produced
         before a cut or a failure were generated (and billed) by the provider too."""
         produced = "".join(self.pieces)
         text = "" if self.withheld else produced
-        if self.usage is not None and _provider_reported_usage(self.response):
-            tokens_in, tokens_out = int(self.usage.prompt_tokens or 0), int(self.usage.completion_tokens or 0)
-        else:
-            # No usage from the provider: counted with the model's own tokenizer and chat template where the
-            # catalogue names them (gateway/tokens.py), estimated otherwise.
-            tokens_in = self.route.counter.prompt_tokens(self.messages)
-            tokens_out = self.route.counter.text_tokens(produced)
+        tokens_in, tokens_out, usage_source = self.counted_usage(produced)
         outcome = Outcome(
             status=self.status,
             route=self.route,
@@ -242,6 +260,7 @@ class _Attempt:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             ttft_ms=self.ttft_ms,
+            usage_source=usage_source,
             error_code=self.error_code,
             errors=[*self.earlier_errors, self.error_detail] if self.error_detail else self.earlier_errors,
         )
@@ -312,10 +331,3 @@ def _close_provider_stream(response: Any) -> None:
             except Exception:  # noqa: BLE001, S110 - best effort; the record is what matters
                 pass
             return
-
-
-def _provider_reported_usage(response: Any) -> bool:
-    """Whether the usage at the end of the stream is the provider's. LiteLLM sends a usage chunk whenever
-    stream_options.include_usage is asked, computing it itself (a generic tokenizer, no chat template) when
-    the provider sent none; its stream keeps the provider's own chunks, where a reported usage shows."""
-    return any(getattr(chunk, "usage", None) is not None for chunk in getattr(response, "chunks", None) or [])

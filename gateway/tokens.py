@@ -288,6 +288,11 @@ def _cl100k() -> Any:
     return encoding
 
 
+def litellm_prompt_estimate(model: str, messages: Messages) -> int:
+    """LiteLLM's own count of a prompt (what it puts in a stream's usage when the provider sent none)."""
+    return _litellm_count(model, messages=list(messages))
+
+
 def _litellm_count(model: str, **what: Any) -> int:
     try:
         return int(litellm_module().token_counter(model=model, **what))

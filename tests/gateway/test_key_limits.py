@@ -107,7 +107,9 @@ def test_key_limits_and_expiry_are_checked_when_the_key_is_created(fresh_tenant:
     with tenant_context(fresh_tenant):
         with pytest.raises(ApiKeyRejected, match="The expiry date must be in the future"):
             do_create_api_key(name="old", expires_at=timezone.now() - dt.timedelta(minutes=1))
-        with pytest.raises(ApiKeyRejected, match="The daily token budget must be a whole number of at least 1"):
+        with pytest.raises(
+            ApiKeyRejected, match="The daily token budget must be a whole number of at least 1"
+        ):
             do_create_api_key(name="zero", daily_token_budget=0)
         with pytest.raises(ApiKeyRejected, match="Requests per minute must be a whole number"):
             do_create_api_key(name="negative", requests_per_minute=-5)
