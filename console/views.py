@@ -6,6 +6,7 @@ the session guard before reaching here, and everything is read from the tenant's
 
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -35,7 +36,7 @@ from console.model_calls import (
     with_callers,
 )
 from console.nav import nav_sections
-from console.usage import usage_report
+from console.usage import PRESETS, RangeError, parse_range, usage_report
 from gateway.alerts import budget_status
 
 ADMINS = [Role.TENANT_ADMIN.value]
@@ -66,22 +67,40 @@ def home(request: TenantRequest) -> HttpResponse:
     return redirect("console:usage")
 
 
-def _usage_context(request: TenantRequest) -> dict[str, Any]:
-    report = usage_report(timezone.now(), request.tenant.time_zone)
-    return {"report": report, "budget": budget_status(request.tenant.schema_name)}
+def _usage_context(request: TenantRequest) -> tuple[dict[str, Any], int]:
+    """The report for the range in the query (default: today), and 400 with the reason for a bad range."""
+    now = timezone.now()
+    time_zone = request.tenant.time_zone
+    today = now.astimezone(ZoneInfo(time_zone)).date()
+    error = ""
+    try:
+        chosen = parse_range(request.GET, today)
+    except RangeError as problem:
+        chosen, error = parse_range({}, today), str(problem)
+    context = {
+        "report": usage_report(now, time_zone, chosen),
+        "budget": budget_status(request.tenant.schema_name),
+        "presets": PRESETS,
+        "range_error": error,
+        "range_query": request.GET.urlencode() if not error else "",
+        "max_day": today.isoformat(),
+    }
+    return context, 400 if error else 200
 
 
 @require_GET
 @tenant_view(roles=ADMINS)
 def usage(request: TenantRequest) -> HttpResponse:
-    return _render(request, "console/usage.html", "usage", _usage_context(request))
+    context, status = _usage_context(request)
+    return _render(request, "console/usage.html", "usage", context, status=status)
 
 
 @require_GET
 @tenant_view(roles=ADMINS)
 def usage_live(request: TenantRequest) -> HttpResponse:
     """Polled every few seconds by the usage page: the figures, tables and chart data, as one fragment."""
-    return render(request, "console/_usage_live.html", _usage_context(request))
+    context, status = _usage_context(request)
+    return render(request, "console/_usage_live.html", context, status=status)
 
 
 @require_GET

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,8 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import Role, User
 from audit.actions import do_record_audit_event
-from console.usage import periods_for, usage_report, usage_series
+from console.usage import RangeError, parse_range, periods_for, usage_report, usage_series
+from gateway.api.actions import do_create_api_key
 from gateway.models import ModelCall
 from tenants.models import Tenant
 from tests.conftest import client_for, make_member
@@ -30,43 +31,61 @@ def call_at(moment: datetime, **fields: object) -> ModelCall:
     return call
 
 
-def test_usage_report_splits_today_from_the_rest_of_the_month(acme: Tenant) -> None:
+def test_usage_report_for_today_and_for_a_range_agrees_with_itself(acme: Tenant) -> None:
     now = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
     with tenant_context(acme):
         ModelCall.objects.all().delete()
         alice = make_member(acme, display_name="Alice Archer")
-        call_at(now - timedelta(hours=1), user=alice, tokens_in=100, tokens_out=50, cost=Decimal("0.25"))
-        call_at(
-            now - timedelta(hours=3), user=alice, model_requested="other-model", tokens_in=10, tokens_out=0
-        )
+        key = do_create_api_key(name="Report script").api_key
+        call_at(now - timedelta(hours=1), user=alice, tokens_in=100, tokens_out=50, cost=Decimal("0.25"),
+                latency_ms=100)  # fmt: skip
+        call_at(now - timedelta(hours=3), user=alice, model_requested="other-model", tokens_in=10, tokens_out=0,
+                latency_ms=300)  # fmt: skip
+        call_at(now - timedelta(hours=2), user=None, source=key.call_source, tokens_in=20, tokens_out=20,
+                latency_ms=200)  # fmt: skip
         call_at(now - timedelta(days=3), user=alice, tokens_in=1000, tokens_out=1000, cost=Decimal("1.5"))
         call_at(now - timedelta(days=40), user=alice, tokens_in=99999)  # last month: not counted
-        call_at(
-            now - timedelta(minutes=5),
-            user=None,
-            status=ModelCall.Status.ERROR,
-            tokens_in=0,
-            tokens_out=0,
-            cost=0,
-        )
-        report = usage_report(now, "UTC")
-    assert report["today"]["tokens"] == 160 and report["today"]["calls"] == 3
-    assert report["today"]["failed_calls"] == 1
-    assert report["today"]["cost"] == "0.25002000"
-    assert report["month"]["tokens"] == 2160 and report["month"]["calls"] == 4
-    hourly = report["today_by_hour"]
-    assert len(hourly["labels"]) == 24 and hourly["labels"][14] == "14:00"
-    assert hourly["totals"][14] == 150 and hourly["totals"][12] == 10 and sum(hourly["totals"]) == 160
-    daily = report["month_by_day"]
-    assert len(daily["labels"]) == 30 and daily["totals"][22] == 2000 and daily["totals"][25] == 160
-    assert {row["model"]: row["tokens"] for row in report["by_model"]} == {
-        "sim-model": 2150,
-        "other-model": 10,
-    }
-    assert report["by_user"][0] == {
-        "user": "Alice Archer", "calls": 3, "failed_calls": 0, "tokens_in": 1110, "tokens_out": 1050,
-        "tokens": 2160, "cost": "1.75002000",
-    }  # fmt: skip
+        call_at(now - timedelta(minutes=5), user=None, status=ModelCall.Status.ERROR, tokens_in=0, tokens_out=0,
+                cost=0)  # fmt: skip
+        # In progress: neither failed nor finished, no tokens recorded yet.
+        call_at(now - timedelta(minutes=1), user=alice, status=ModelCall.Status.STARTED, tokens_in=0, tokens_out=0,
+                cost=0)  # fmt: skip
+        today = usage_report(now, "UTC")
+        month = usage_report(now, "UTC", parse_range({"range": "month"}, now.date()))
+    totals = today["totals"]
+    assert (totals["tokens"], totals["calls"], totals["failed_calls"], totals["running_calls"]) == (200, 5, 1, 1)
+    assert totals["cost"] == "0.25004000"  # 0.25 and the factory's price of two more calls
+    assert totals["error_rate"] == 25.0  # 1 failed of 4 finished
+    assert (totals["latency_p50"], totals["latency_p95"]) == (200, 290)  # of the 3 answered calls: 100, 200, 300 ms
+    series = today["series"]
+    assert series["bucket"] == "hour" and len(series["labels"]) == 24 and series["labels"][14] == "14:00"
+    assert series["totals"][14] == 150 and series["totals"][12] == 10 and series["totals"][13] == 40
+    # Every widget adds up to the same totals.
+    assert sum(series["totals"]) == sum(row["tokens"] for row in today["by_model"]) == totals["tokens"]
+    assert sum(row["tokens"] for row in today["by_user"]) == totals["tokens"]
+    assert sum(series["failed"]) == sum(row["failed_calls"] for row in today["by_model"]) == totals["failed_calls"]
+    assert sum(series["calls"]) == totals["calls"]
+    by_user = {row["user"]: row for row in today["by_user"]}
+    assert by_user["Report script"]["kind"] == "key" and by_user["Report script"]["tokens"] == 40
+    assert by_user["Alice Archer"]["tokens"] == 160
+    assert month["totals"]["tokens"] == 2200 and month["series"]["bucket"] == "day"
+    assert len(month["series"]["labels"]) == 26 and month["series"]["totals"][22] == 2000
+    assert {row["model"]: row["tokens"] for row in month["by_model"]} == {"sim-model": 2190, "other-model": 10}
+    # A model keeps its colour whatever the period.
+    assert today["colors"]["sim-model"] == month["colors"]["sim-model"]
+
+
+def test_usage_range_is_checked(acme: Tenant) -> None:
+    today = date(2026, 11, 26)
+    assert parse_range({"range": "7d"}, today).start_day == date(2026, 11, 20)
+    assert parse_range({"from": "2026-11-01", "to": "2026-11-03"}, today).days == 3
+    with pytest.raises(RangeError, match="The start date is after the end date."):
+        parse_range({"from": "2026-11-05", "to": "2026-11-03"}, today)
+    with pytest.raises(RangeError, match="at most 92 days"):
+        parse_range({"from": "2026-01-01", "to": "2026-11-03"}, today)
+    client = client_for(acme, admin_of(acme))
+    bad = client.get("/console/usage/", {"from": "not a date"})
+    assert bad.status_code == 400 and "Enter dates like 2026-11-30." in bad.content.decode()
 
 
 def test_usage_periods_follow_the_tenants_time_zone() -> None:
@@ -92,14 +111,14 @@ def test_usage_page_shows_figures_and_chart_data(acme: Tenant) -> None:
     page = client.get("/console/usage/")
     body = page.content.decode()
     assert page.status_code == 200
-    assert "vendor/chartjs/chart.umd.min.js" in body and 'id="chart-today"' in body
+    assert "vendor/chartjs/chart.umd.min.js" in body and 'id="chart-tokens"' in body and 'id="chart-health"' in body
     assert "1,234" in body and "$0.0024" in body
     assert 'hx-trigger="every 5s"' in body
     live = client.get("/console/usage/live/")
     assert live.status_code == 200
     fragment = live.content.decode()
     data = json.loads(fragment.split('id="usage-data" type="application/json">')[1].split("</script>")[0])
-    assert data["today"]["tokens"] == 1234
+    assert data["totals"]["tokens"] == 1234
     assert "BUDGET BARS SLOT" not in fragment  # the slot is a template comment, not shown
 
 
@@ -119,7 +138,7 @@ def test_usage_counts_only_this_tenants_calls(acme: Tenant, globex: Tenant) -> N
     with tenant_context(globex):
         ModelCallFactory.create(tokens_in=777777)
     body = client_for(acme, admin).get("/console/usage/").content.decode()
-    assert "777,777" not in body and "No model calls this month yet" in body
+    assert "777,777" not in body and "No model calls in this period" in body
 
 
 def test_model_call_log_filters_by_user_model_status_and_date(acme: Tenant) -> None:

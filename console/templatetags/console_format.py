@@ -32,5 +32,11 @@ def usd(value: Any) -> str:
 
 
 @register.filter
-def series_rows(series: dict[str, Any]) -> list[tuple[str, int]]:
-    return list(zip(series.get("labels", []), series.get("totals", []), strict=False))
+def series_rows(series: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per bucket of a usage series (console.usage.usage_series), for the tables view."""
+    names = ("labels", "totals", "calls", "failed", "error_rate", "latency_p50", "latency_p95")
+    columns = [series.get(name) or [] for name in names]
+    return [
+        {"label": label, "tokens": tokens, "calls": calls, "failed": failed, "error_rate": rate, "p50": p50, "p95": p95}
+        for label, tokens, calls, failed, rate, p50, p95 in zip(*columns, strict=False)
+    ]
