@@ -27,6 +27,7 @@ from incidents.credentials import do_revoke_tenant_credentials
 from incidents.models import Incident, IncidentTenant
 from incidents.notices import access_notice_by_id, do_acknowledge_notice
 from incidents.replay import replay_window
+from incidents.status import status_page_url
 from incidents.tenant.models import TenantNotice
 
 ADMINS = [Role.TENANT_ADMIN.value]
@@ -98,6 +99,7 @@ def _incidents_page(request: TenantRequest, *, error: str = "", status: int = 20
             "notices": list(TenantNotice.objects.all()[:20]),
             "watch": settings_row,
             "rules": _settings_rows(settings_row),
+            "status_url": status_page_url(request),
             "error": error,
         },
         status=status,

@@ -16,8 +16,10 @@ e-mails are told when it starts and ends (incidents.tasks); a post-mortem is dra
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -31,6 +33,7 @@ from incidents.actions import (
     do_set_incident_status,
 )
 from incidents.models import Incident, IncidentEvent, ModelStatus, ServiceState, StatusChange
+from tenants.models import Domain
 
 logger = logging.getLogger(__name__)
 
@@ -312,3 +315,21 @@ def degraded_models(aliases: list[str]) -> list[ModelStatus]:
         for row in ModelStatus.objects.filter(alias__in=aliases)
         if row.shown_state != ServiceState.OPERATIONAL
     ]
+
+
+def status_page_url(request: Any = None) -> str:
+    """The public status page's address: the setting, or the platform's primary domain with the scheme and port
+    of the request that links to it (a tenant's page links across to the platform domain)."""
+    if settings.INCIDENTS_STATUS_PAGE_URL:
+        return str(settings.INCIDENTS_STATUS_PAGE_URL)
+    domain = (
+        Domain.objects.filter(tenant__schema_name=get_public_schema_name(), is_primary=True)
+        .values_list("domain", flat=True)
+        .first()
+        or "localhost"
+    )
+    if request is None:
+        return f"http://{domain}/status/"
+    port = request.get_port()
+    default_port = "443" if request.is_secure() else "80"
+    return f"{request.scheme}://{domain}{'' if port == default_port else ':' + port}/status/"

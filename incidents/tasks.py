@@ -2,7 +2,6 @@
 per-tenant ones take the tenant's schema and refuse to run outside it."""
 
 from celery import shared_task
-from django.conf import settings
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from accounts.models import Role, User
@@ -11,7 +10,7 @@ from incidents.actions import send_incident_email
 from incidents.anomalies import access_watch_settings
 from incidents.models import Incident, IncidentNotification
 from incidents.postmortem import do_draft_postmortem
-from incidents.status import sync_model_statuses
+from incidents.status import status_page_url, sync_model_statuses
 from tenants.models import Tenant
 from tenants.task_context import requires_tenant_context
 
@@ -61,7 +60,7 @@ def notify_tenant_of_outage(tenant_schema: str, incident_id: int, phase: str) ->
             f"The model {alias}, which your organisation uses, stopped answering at "
             f"{incident.opened_at:%Y-%m-%d %H:%M} UTC. Calls go to your fallback model where you configured one "
             "(Console → Models), otherwise they are refused with a clear message until it is back.\n\n"
-            f"Follow it on the status page: {settings.INCIDENTS_STATUS_PAGE_URL}\n\n"
+            f"Follow it on the status page: {status_page_url()}\n\n"
             "You receive this because outage e-mails are on (Console → Incidents → Thresholds)."
         )
     else:
@@ -69,7 +68,7 @@ def notify_tenant_of_outage(tenant_schema: str, incident_id: int, phase: str) ->
         body = (
             f"The model {alias} answers again since {incident.window_end or incident.resolved_at:%Y-%m-%d %H:%M} UTC. "
             f"Calls made during the outage are in your model-call log.\n\n"
-            f"Status page: {settings.INCIDENTS_STATUS_PAGE_URL}"
+            f"Status page: {status_page_url()}"
         )
     return send_incident_email(
         incident,

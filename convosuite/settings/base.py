@@ -222,8 +222,9 @@ INCIDENTS_LEAK_CONTAINMENT = env.str("INCIDENTS_LEAK_CONTAINMENT", default="mode
 if INCIDENTS_LEAK_CONTAINMENT not in ("model_calls", "tenant", "off"):
     raise ValueError("INCIDENTS_LEAK_CONTAINMENT must be model_calls, tenant or off.")
 
-# Where tenants are sent to follow an outage (the platform domain's public status page).
-INCIDENTS_STATUS_PAGE_URL = env("INCIDENTS_STATUS_PAGE_URL", default="http://localhost:8000/status/")
+# Where tenants are sent to follow an outage: the platform domain's public status page. "" (default): built from
+# the platform's primary domain, on the scheme and port of the page that links to it (e-mails: http, no port).
+INCIDENTS_STATUS_PAGE_URL = env("INCIDENTS_STATUS_PAGE_URL", default="")
 
 # Test-only fault hooks for the incident rehearsals (convosuite/faults.py). Refused unless DEBUG is on;
 # production settings force them off.

@@ -9,7 +9,7 @@ from django import template
 from accounts.models import Role
 from gateway.actions import access_gateway_policy
 from incidents.notices import open_notices
-from incidents.status import degraded_models
+from incidents.status import degraded_models, status_page_url
 
 register = template.Library()
 
@@ -23,4 +23,5 @@ def incident_banners(context: Any) -> dict[str, Any]:
         return {"degraded": [], "notices": []}
     degraded = degraded_models(list(access_gateway_policy().allowed_models))
     notices = open_notices() if Role.TENANT_ADMIN.value in (user.roles or []) else []
-    return {"degraded": degraded, "notices": notices, "request": request}
+    status_url = status_page_url(request) if degraded else ""
+    return {"degraded": degraded, "notices": notices, "request": request, "status_page_url": status_url}

@@ -23,6 +23,7 @@ from incidents.anomalies import Trip, do_trip
 from incidents.models import Incident
 from incidents.postmortem import do_draft_postmortem
 from incidents.status import do_set_status_note
+from lifecycle.actions import do_create_tenant
 from tenants.models import Tenant
 from tests.conftest import Stack
 from tests.e2e.conftest import DESKTOP, PHONE, screenshot
@@ -60,18 +61,21 @@ def db(django_db_blocker: Any) -> Iterator[Callable[[Callable[[], T]], T]]:
     yield run
 
 
-def leak_incident(tenants: dict[str, Tenant]) -> int:
-    """A real blocked call: globex's marker in a call of acme (containment off, so acme and globex keep working)."""
-    with tenant_context(tenants["globex"]):
-        prompt = screening.plant("Globex pricing sheet, internal.", "prompt")
+def leak_incident(tenants: dict[str, Tenant]) -> tuple[int, str]:
+    """A real blocked call: acme's marker in a call of a fresh tenant (containment off, so acme keeps working;
+    the withheld record, which can never be deleted, lands in the fresh tenant, not in the shared acme)."""
+    slug = f"leak_{uuid.uuid4().hex[:8]}"
+    receiving = do_create_tenant(slug=slug, name="Initech", domains=[f"{slug.replace('_', '-')}.localhost"])
+    with tenant_context(tenants["acme"]):
+        prompt = screening.plant("Acme pricing sheet, internal.", "prompt")
     request_id = uuid.uuid4()
-    with override_settings(INCIDENTS_LEAK_CONTAINMENT="off"), tenant_context(tenants["acme"]):
+    with override_settings(INCIDENTS_LEAK_CONTAINMENT="off"), tenant_context(receiving):
         try:
-            complete(tenant_schema="acme", request_id=request_id, user_id=None, model="sim-model",
+            complete(tenant_schema=slug, request_id=request_id, user_id=None, model="sim-model",
                      messages=[{"role": "system", "content": prompt}, {"role": "user", "content": "Hi"}])  # fmt: skip
         except CrossTenantBlocked:
             pass
-    return Incident.objects.get(details__request_id=str(request_id)).pk
+    return Incident.objects.get(details__request_id=str(request_id)).pk, slug
 
 
 def resolve(incident_id: int) -> None:
@@ -86,7 +90,7 @@ def test_platform_admin_works_a_leak_and_the_tenant_admin_reads_the_notice(
         admin, stack, "acme", "admin@acme.example"
     )  # the identity provider's first sign-in makes the member
     expect(admin.locator("#console-link").first).to_be_visible()
-    incident_id = db(lambda: leak_incident(tenants))
+    incident_id, receiving = db(lambda: leak_incident(tenants))
     try:
         ops = new_page(viewport=DESKTOP)
         sign_in_as_platform_staff(ops, stack)
@@ -94,8 +98,9 @@ def test_platform_admin_works_a_leak_and_the_tenant_admin_reads_the_notice(
         expect(ops.locator(f"[data-incident='{incident_id}']")).to_contain_text("Cross-tenant leak")
         screenshot(ops, "incidents-platform-list")
         ops.click(f"[data-incident='{incident_id}'] a")
-        expect(ops.locator("#tenant-acme [data-chain=model_calls]")).to_have_count(1)
-        expect(ops.locator("#tenant-acme")).to_contain_text("chains intact")
+        expect(ops.locator(f"#tenant-{receiving} [data-chain=model_calls]")).to_have_count(1)
+        expect(ops.locator(f"#tenant-{receiving}")).to_contain_text("chains intact")
+        expect(ops.locator("#tenant-acme")).to_contain_text("source")
         expect(ops.locator("#notification-list")).to_contain_text("admin@acme.example")
         screenshot(ops, "incident-platform-leak")
         phone = new_page(viewport=PHONE)
@@ -109,11 +114,12 @@ def test_platform_admin_works_a_leak_and_the_tenant_admin_reads_the_notice(
 
         admin.goto(stack.url("acme", "/console/usage/"))
         banner = admin.locator("#incident-banners [data-notice]")
-        expect(banner).to_contain_text("data of another organisation was stopped")
+        expect(banner).to_contain_text("your data was stopped before it reached another organisation")
         screenshot(admin, "console-incident-notice-banner")
         banner.locator("a").click()
-        expect(admin.locator(".notice-body")).to_contain_text("stopped before the text reached")
-        expect(admin.locator("body")).not_to_contain_text("globex")
+        expect(admin.locator(".notice-body")).to_contain_text("stopped before any of the text reached")
+        expect(admin.locator("body")).not_to_contain_text(receiving)
+        expect(admin.locator("body")).not_to_contain_text("Initech")
         screenshot(admin, "console-incident-notice")
         admin.locator("form.form-actions button").click()
         admin.goto(stack.url("acme", "/console/usage/"))

@@ -45,6 +45,7 @@ def test_a_pinned_outage_shows_a_banner_in_the_chat_of_tenants_using_the_model(a
     assert ModelStatus.objects.get(alias="sim-model").shown_state == "outage"
     page = client_for(acme, make_member(acme)).get("/chat/").content.decode()
     assert 'data-degraded-model="sim-model"' in page and "Down at the provider" in page
+    assert 'href="http://localhost/status/"' in page  # the platform domain's page, not the tenant's
 
 
 def test_tenant_admin_sees_own_incident_in_own_terms_and_not_another_tenants(
