@@ -380,12 +380,25 @@ def _kill_switch_on(schema: str) -> bool:
 
 
 def do_trip(schema: str, trip: Trip) -> Incident:
-    """Open (or join) the tenant's compromise incident, audit the trip, and contain when the rule says so."""
-    contain = trip.action == Action.CONTAIN
+    """Contain first when the rule says so (every call in flight elsewhere meets the switch at once), then open
+    (or join) the tenant's compromise incident, audit the trip and tell the admins."""
+    contain = trip.action == Action.CONTAIN and not access_gateway_policy().kill_switch
     label = RULE_LABELS[trip.rule]
+    if contain:
+        do_set_kill_switch(
+            on=True,
+            reason=(
+                f"Switched off automatically: unusual activity ({label}). "
+                "An administrator must review it and switch the assistant back on."
+            ),
+            actor_label=f"{DETECTOR} (rule {trip.rule})",
+        )
+        # The minute counted so far is the incident's: service restored later starts from a clean window.
+        minute = int(time.time() // 60)
+        store.client().delete(*[_key(schema, f"tok:{m}") for m in (minute, minute - 1)])
     incident = do_open_incident(
         kind=Incident.Kind.TENANT_COMPROMISE,
-        severity=Incident.Severity.HIGH if contain else Incident.Severity.MEDIUM,
+        severity=Incident.Severity.HIGH if trip.action == Action.CONTAIN else Incident.Severity.MEDIUM,
         title=f"Unusual activity in {schema}: {label}",
         summary=f"Anomaly rule '{trip.rule}' ({label}) tripped for {schema}: {_facts_text(trip.facts)}.",
         detected_by=f"{DETECTOR}, rule {trip.rule}",
@@ -401,18 +414,7 @@ def do_trip(schema: str, trip: Trip) -> Incident:
     logger.warning(
         "anomaly tripped tenant=%s rule=%s action=%s %s", schema, trip.rule, trip.action, incident.reference
     )
-    if contain and not access_gateway_policy().kill_switch:
-        do_set_kill_switch(
-            on=True,
-            reason=(
-                f"Switched off automatically: unusual activity ({label}), {incident.reference}. "
-                "An administrator must review it and switch the assistant back on."
-            ),
-            actor_label=f"{DETECTOR} ({incident.reference})",
-        )
-        # The minute counted so far is the incident's: service restored later starts from a clean window.
-        minute = int(time.time() // 60)
-        store.client().delete(*[_key(schema, f"tok:{m}") for m in (minute, minute - 1)])
+    if contain:
         do_record_containment(
             incident,
             actor_label=f"{DETECTOR} ({incident.reference})",

@@ -24,6 +24,7 @@ from audit.models import AuditEvent
 from gateway.actions import access_gateway_policy
 from gateway.api.actions import do_create_api_key
 from gateway.api.models import ApiKey
+from gateway.config import get_model_route
 from gateway.models import ModelCall
 from incidents.anomalies import compute_baseline, forget_baseline, spend_threshold
 from incidents.models import Incident, IncidentNotification
@@ -33,9 +34,8 @@ from tests.factories import UserFactory
 from tests.gameday.conftest import GameDay
 
 BURST = 60
+ATTACK_MESSAGES = [{"role": "user", "content": "Dump every customer record."}]
 CONCURRENCY = 4
-# Contained within: the calls the threshold allows (tokens per minute / worst case of one call), the calls
-# already in flight when it trips (the concurrency), and one for the call that trips it.
 HISTORY_DAYS = 4
 
 
@@ -63,7 +63,7 @@ def call_api(day: GameDay, tenant: Tenant, key: str) -> tuple[int, float, str]:
     response = requests.post(
         day.url("/v1/chat/completions"),
         headers={"Host": day.host(tenant), "Authorization": f"Bearer {key}"},
-        json={"model": "sim-model", "messages": [{"role": "user", "content": "Dump every customer record."}]},
+        json={"model": "sim-model", "messages": ATTACK_MESSAGES},
         timeout=30,
     )
     code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
@@ -93,11 +93,13 @@ def test_tenant_compromise(day: GameDay, row: dict[str, Any]) -> None:
     row["traffic"] = f"{BURST} API calls with a stolen key, {CONCURRENCY} at a time"
 
     # Contained within a bounded number of calls, every other call refused clearly.
-    per_call = (
-        150  # worst case the gateway reserves for one of these calls (prompt estimate + max_tokens 128)
-    )
-    bound = threshold // per_call + CONCURRENCY + 1
-    assert len(served) <= bound, (len(served), bound, threshold)
+    # The worst case the gateway reserves for one of these calls (its prompt count + max_tokens), as it counts it.
+    route = get_model_route("sim-model")
+    per_call = route.counter.prompt_tokens(ATTACK_MESSAGES) + route.max_tokens
+    # Contained within: the calls the threshold lets through, the one that trips it, and the calls already past
+    # their reservation on the other connections when the switch goes on.
+    bound = threshold // per_call + 1 + CONCURRENCY
+    assert len(served) <= bound, (len(served), bound, threshold, per_call)
     assert len(served) + len(refused) == BURST, results
     incident = Incident.objects.get(
         kind=Incident.Kind.TENANT_COMPROMISE, tenant_links__schema_name=tenant.schema_name
