@@ -21,6 +21,17 @@
   }
 
   document.addEventListener("click", function (e) {
+    var dismiss = e.target.closest("[data-dismiss-notice]");
+    if (dismiss) {
+      // A one-off message ("Saved.", "Revoked."): gone on request, and focus stays on the page.
+      var notice = dismiss.closest("[data-flash]");
+      var stack = notice && notice.parentElement;
+      if (notice) notice.remove();
+      if (stack && !stack.children.length) stack.remove();
+      var main = document.getElementById("main");
+      if (main) { main.setAttribute("tabindex", "-1"); main.focus({ preventScroll: true }); }
+      return;
+    }
     if (e.target.closest("[data-sidebar-toggle]")) {
       var root = app();
       setSidebar(!(root && root.classList.contains("is-sidebar-open")));

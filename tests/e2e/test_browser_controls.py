@@ -143,5 +143,8 @@ def test_admin_manages_models_and_api_keys(stack: Stack, new_page: Any) -> None:
     screenshot(admin, "console-api-key-revoke-confirm")
     dialog.locator("[data-confirm-revoke]").click()
     expect(admin.locator(".notice--success")).to_contain_text("is revoked")
+    # One-off messages can be dismissed.
+    admin.click("[data-dismiss-notice]")
+    expect(admin.locator(".notice--success")).to_have_count(0)
     expect(admin.locator("tr[data-key='Browser test script']").first).to_contain_text("Revoked")
     screenshot(admin, "console-api-keys")
