@@ -346,6 +346,8 @@ def idp_argv(web_port: int, idp_port: int) -> list[str]:
         argv += ["--redirect-uri", f"http://{host}:{web_port}/oidc/callback/"]
     for host in TENANT_HOSTS:
         argv += ["--post-logout-redirect-uri", f"http://{host}:{web_port}/"]
+    # A tenant onboarded later at <slug>.localhost signs in without restarting the provider (docs/identity.md).
+    argv += ["--tenant-hosts", f"*.localhost:{web_port}"]
     return argv
 
 

@@ -18,7 +18,7 @@ from django_tenants.utils import schema_context, tenant_context
 from accounts.middleware import SESSION_TENANT_KEY
 from accounts.models import User
 from catalogue.models import CatalogueEntry
-from devtools.idp.testing import start_idp, stop_idp
+from devtools.idp.testing import DEMO_USERS_FILE, start_idp, stop_idp
 from devtools.llm_simulator.testing import SimulatorControl, start_simulator, stop_simulator
 from gateway.catalogue import do_seed_catalogue
 from gateway.config import announce_catalogue_change, forget_catalogue_cache
@@ -119,6 +119,9 @@ class Stack:
     issuer: str
     simulator: SimulatorControl
     env: dict[str, str]
+    # The identity provider's users (a copy of the demo users): a test may add one for a tenant it onboards;
+    # the provider reads the file again at the next sign-in.
+    users_file: Path
 
     def url(self, tenant_slug: str, path: str = "/") -> str:
         return f"http://{tenant_slug}.localhost:{self.web_port}{path}"
@@ -186,12 +189,18 @@ def stack(
     """Identity provider + web server + worker + simulator, all real processes."""
     web_port, idp_port = processes.free_port(), processes.free_port()
     hosts = [f"{slug}.localhost:{web_port}" for slug in ("acme", "globex")] + [f"localhost:{web_port}"]
+    idp_dir = tmp_path_factory.mktemp("idp")
+    users_file = idp_dir / "users.json"
+    users_file.write_text(DEMO_USERS_FILE.read_text())
     idp_process, issuer = start_idp(
         idp_port,
-        tmp_path_factory.mktemp("idp"),
+        idp_dir / "data",
         redirect_uris=[f"http://{host}/oidc/callback/" for host in hosts],
         post_logout_uris=[f"http://{host}/" for host in hosts],
+        users_file=users_file,
         client_secret=TEST_CLIENT_SECRET,
+        # As make up runs it: tenants onboarded during the session sign in too.
+        tenant_hosts=[f"*.localhost:{web_port}"],
     )
     env = {**stack_env, "OIDC_ISSUER": issuer}
     web_process = None
@@ -202,6 +211,7 @@ def stack(
             issuer=issuer,
             simulator=SimulatorControl(stack_env["GATEWAY_SIMULATOR_BASE"].removesuffix("/v1")),
             env=env,
+            users_file=users_file,
         )
     finally:
         if web_process is not None:

@@ -75,6 +75,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=env("IDP_API_AUDIENCE", config.API_AUDIENCE),
         help="'aud' of access tokens: the API that accepts them [IDP_API_AUDIENCE]",
     )
+    add(
+        "--tenant-hosts",
+        default=env("IDP_TENANT_HOSTS", " ".join(config.TENANT_HOSTS)),
+        metavar="'*.HOST:PORT ...'",
+        help="development: also accept <label>.HOST:PORT's callback and home page as redirect URIs, so tenants "
+        "onboarded later sign in without a restart; space-separated [IDP_TENANT_HOSTS]",
+    )
     add("--tenant-claim", default=env("IDP_TENANT_CLAIM", config.TENANT_CLAIM), help="[IDP_TENANT_CLAIM]")
     add("--roles-claim", default=env("IDP_ROLES_CLAIM", config.ROLES_CLAIM), help="[IDP_ROLES_CLAIM]")
     args = parser.parse_args(argv)
@@ -90,6 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.issuer.endswith("/"):
         # Relying parties compare iss byte for byte and append /.well-known/... to it.
         parser.error(f"--issuer must not end with a slash: {args.issuer}")
+    for spec in args.tenant_hosts.replace(",", " ").split():
+        if not spec.startswith("*.") or ":" not in spec or "/" in spec:
+            parser.error(f"--tenant-hosts expects entries like '*.localhost:8000', not {spec!r}")
     if not args.users.is_file():
         parser.error(f"users file not found: {args.users}")
     if str(args.service_clients) in ("", "."):
@@ -111,6 +121,8 @@ def main(argv=None) -> None:
         IDP_TENANT_CLAIM=args.tenant_claim,
         IDP_ROLES_CLAIM=args.roles_claim,
         IDP_API_AUDIENCE=args.api_audience,
+        IDP_TENANT_HOSTS=args.tenant_hosts,
+        IDP_USERS=str(args.users.resolve()),
     )
     # Assigned, not setdefault: a shell exporting the main app's settings must not leak in.
     os.environ["DJANGO_SETTINGS_MODULE"] = "devtools.idp.settings"
@@ -132,6 +144,7 @@ def main(argv=None) -> None:
     except ValueError as exc:  # includes malformed JSON
         sys.exit(f"IDP cannot use the users file: {exc}")
     bootstrap.sync_users(users)
+    bootstrap.remember_users_file(args.users.resolve())
     try:
         service_clients = bootstrap.load_service_clients(args.service_clients, args.service_client_specs)
         bootstrap.sync_service_clients(service_clients, args.client_id)

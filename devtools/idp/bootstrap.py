@@ -1,6 +1,7 @@
 """Bring the database in line with the users file and the command line. Safe to run on every start."""
 
 import json
+import sys
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -55,6 +56,34 @@ def sync_users(users: list[dict]) -> None:
         if not user.check_password(entry["password"]):
             user.set_password(entry["password"])
         user.save()
+
+
+_users_file_stamp: dict[str, tuple[int, int]] = {}
+
+
+def remember_users_file(users_file: Path) -> None:
+    stat = Path(users_file).stat()
+    _users_file_stamp[str(users_file)] = (stat.st_mtime_ns, stat.st_size)
+
+
+def sync_users_if_changed(users_file: Path) -> bool:
+    """Read the users file again if it changed since it was last read; True if the users were synced. A file
+    that does not parse is reported and ignored: the users read before stay."""
+    try:
+        stat = Path(users_file).stat()
+    except OSError:
+        return False
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    if _users_file_stamp.get(str(users_file)) == stamp:
+        return False
+    _users_file_stamp[str(users_file)] = stamp
+    try:
+        sync_users(load_users(users_file))
+    except ValueError as exc:
+        print(f"IDP ignored the changed users file: {exc}", file=sys.stderr, flush=True)
+        return False
+    print(f"IDP read the changed users file {users_file}", flush=True)
+    return True
 
 
 @transaction.atomic

@@ -21,6 +21,10 @@ POST_LOGOUT_REDIRECT_URIS = [
     "http://globex.localhost:8000/",
     "http://localhost:8000/",
 ]
+# Tenant hosts accepted without listing each (see tenant_hosts.py), e.g. "*.localhost:8000": a tenant
+# onboarded at <slug>.localhost:8000 can sign in without restarting the provider. Empty: exact URIs only.
+TENANT_HOSTS: list[str] = []
+CALLBACK_PATH = "/oidc/callback/"
 # Clients that get tokens for themselves (client credentials grant), each for one tenant.
 SERVICE_CLIENTS_FILE = REPO_ROOT / "devtools" / "demo_service_clients.json"
 API_AUDIENCE = "convosuite-api"

@@ -18,6 +18,11 @@ ISSUER = os.environ.get("IDP_ISSUER", config.ISSUER)
 ISSUER_PATH_PREFIX = urlsplit(ISSUER).path.strip("/")
 
 IDP_TENANT_CLAIM = os.environ.get("IDP_TENANT_CLAIM", config.TENANT_CLAIM)
+# Development only: tenant hosts accepted as redirect targets without being listed (tenant_hosts.py).
+IDP_TENANT_HOSTS = os.environ.get("IDP_TENANT_HOSTS", " ".join(config.TENANT_HOSTS)).replace(",", " ").split()
+# The users file, read again when it changes (bootstrap.sync_users_if_changed): a user added for a newly
+# onboarded tenant signs in without a restart.
+IDP_USERS_FILE = Path(os.environ.get("IDP_USERS", config.USERS_FILE))
 IDP_ROLES_CLAIM = os.environ.get("IDP_ROLES_CLAIM", config.ROLES_CLAIM)
 # The "aud" of access tokens: the resource server (the tenant API) accepts only tokens issued for it.
 IDP_API_AUDIENCE = os.environ.get("IDP_API_AUDIENCE", config.API_AUDIENCE)

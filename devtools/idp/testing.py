@@ -38,6 +38,7 @@ def start_idp(
     client_id: str = CLIENT_ID,
     client_secret: str = CLIENT_SECRET,
     service_clients: list[str] | None = None,
+    tenant_hosts: list[str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
 ) -> tuple[subprocess.Popen, str]:
@@ -58,6 +59,8 @@ def start_idp(
     cmd += [arg for uri in post_logout_uris for arg in ("--post-logout-redirect-uri", uri)]
     # CLIENT_ID:SECRET:TENANT:ROLE[,ROLE], in addition to the demo service clients file.
     cmd += [arg for spec in service_clients or [] for arg in ("--service-client", spec)]
+    if tenant_hosts:
+        cmd += ["--tenant-hosts", " ".join(tenant_hosts)]
 
     proc = subprocess.Popen(  # noqa: S603 - fixed argv built from our own parameters
         cmd,

@@ -1,6 +1,8 @@
 from django.conf import settings
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
+from devtools.idp.tenant_hosts import is_tenant_callback
+
 
 class ClaimsValidator(OAuth2Validator):
     # Every claim is released for the bare "openid" scope: the relying party cannot
@@ -21,6 +23,12 @@ class ClaimsValidator(OAuth2Validator):
             settings.IDP_TENANT_CLAIM: lambda request: request.user.tenant,
             settings.IDP_ROLES_CLAIM: lambda request: list(request.user.roles),
         }
+
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
+        # The registered URIs, or (development) a tenant host of --tenant-hosts.
+        if super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs):
+            return True
+        return is_tenant_callback(redirect_uri)
 
     # prompt=none: the authorization view only reaches the grant with a signed-in user
     # (anonymous silent requests get login_required there), and the one client is

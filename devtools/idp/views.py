@@ -1,10 +1,19 @@
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.shortcuts import render
-from oauth2_provider.exceptions import InvalidIDTokenError, InvalidOIDCClientError, OAuthToolkitError
+from oauth2_provider.exceptions import (
+    InvalidIDTokenError,
+    InvalidOIDCClientError,
+    InvalidOIDCRedirectURIError,
+    OAuthToolkitError,
+)
 from oauth2_provider.models import get_application_model
 from oauth2_provider.views import AuthorizationView, RPInitiatedLogoutView
 from oauthlib.openid.connect.core.exceptions import LoginRequired
+
+from devtools.idp import bootstrap
+from devtools.idp.tenant_hosts import is_tenant_home
 
 
 class LoginForm(AuthenticationForm):
@@ -17,6 +26,11 @@ class LoginForm(AuthenticationForm):
 class IdpLoginView(LoginView):
     template_name = "idp/login.html"
     authentication_form = LoginForm
+
+    def dispatch(self, request, *args, **kwargs):
+        # Users added to the file since the start (e.g. for a newly onboarded tenant) can sign in at once.
+        bootstrap.sync_users_if_changed(settings.IDP_USERS_FILE)
+        return super().dispatch(request, *args, **kwargs)
 
 
 class IdpAuthorizationView(AuthorizationView):
@@ -53,6 +67,14 @@ class IdpLogoutView(RPInitiatedLogoutView):
             if not client_id:
                 raise
             return None
+
+    def validate_post_logout_redirect_uri(self, application, post_logout_redirect_uri):
+        try:
+            super().validate_post_logout_redirect_uri(application, post_logout_redirect_uri)
+        except InvalidOIDCRedirectURIError:
+            # Development: the home page of a tenant host of --tenant-hosts.
+            if not is_tenant_home(post_logout_redirect_uri):
+                raise
 
     def get_request_application(self, id_token, client_id):
         try:

@@ -124,7 +124,9 @@ def callback_params(response: requests.Response, expected_uri=REDIRECT_URI) -> d
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def sign_in(session, discovery, username=ALICE["username"], password=DEMO_PASSWORD, **params):
+def sign_in(
+    session, discovery, username=ALICE["username"], password=DEMO_PASSWORD, expected_uri=REDIRECT_URI, **params
+):
     """Authorization request + login; returns (callback query, state, nonce, code_verifier)."""
     verifier, challenge = pkce_pair()
     url = authorize_url(discovery, code_challenge=challenge, code_challenge_method="S256", **params)
@@ -133,7 +135,7 @@ def sign_in(session, discovery, username=ALICE["username"], password=DEMO_PASSWO
     login_page = session.get(url, timeout=10)
     assert login_page.status_code == 200
     response = follow_until_callback(session, submit_login(session, login_page, username, password))
-    return callback_params(response), state, nonce, verifier
+    return callback_params(response, expected_uri), state, nonce, verifier
 
 
 def exchange(discovery, code, verifier, redirect_uri=REDIRECT_URI) -> requests.Response:
@@ -514,3 +516,54 @@ def test_malformed_service_client_is_reported_at_startup(tmp_path):
             [],
             service_clients=[f"{CLIENT_ID}:x:acme:end_user"],
         )
+
+
+def test_a_tenant_onboarded_later_signs_in_without_a_restart(tmp_path):
+    """--tenant-hosts '*.localhost:8000' (what make up passes): a new tenant's callback and home page are
+    accepted, and a user added to the users file afterwards signs in at the next login, no restart."""
+    users = json.loads(DEMO_USERS_FILE.read_text())
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps(users))
+    proc, issuer = start_idp(
+        free_port(), tmp_path / "idp", [REDIRECT_URI], [POST_LOGOUT_URI], users_file,
+        tenant_hosts=["*.localhost:8000"],
+    )  # fmt: skip
+    try:
+        disc = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
+        initech = {
+            "sub": "0a1b2c3d-initech-admin", "username": "admin@initech.example", "password": DEMO_PASSWORD,
+            "email": "admin@initech.example", "name": "Ian Initech", "tenant": "initech",
+            "roles": ["tenant_admin", "end_user"],
+        }  # fmt: skip
+        users["users"].append(initech)
+        users_file.write_text(json.dumps(users))
+        callback = "http://initech.localhost:8000/oidc/callback/"
+        session = requests.Session()
+        params, _, _, verifier = sign_in(
+            session, disc, username=initech["username"], redirect_uri=callback, expected_uri=callback
+        )
+        tokens = exchange(disc, params["code"], verifier, redirect_uri=callback).json()
+        claims = verified_claims(disc, tokens["id_token"])
+        assert (claims["tenant"], claims["roles"]) == ("initech", ["tenant_admin", "end_user"])
+        # Signing out returns to the new tenant's home page.
+        home = "http://initech.localhost:8000/"
+        out = session.get(
+            disc["end_session_endpoint"],
+            params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": home},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert out.status_code == 302 and out.headers["Location"] == home
+        # Only one label under the host, only the callback path, only that port.
+        for refused in [
+            "http://a.b.localhost:8000/oidc/callback/",
+            "http://initech.localhost:8000/elsewhere/",
+            "http://initech.localhost:9999/oidc/callback/",
+            "http://initech.evil.example/oidc/callback/",
+        ]:
+            _, challenge = pkce_pair()
+            url = authorize_url(disc, code_challenge=challenge, code_challenge_method="S256", redirect_uri=refused)
+            response = requests.get(url, allow_redirects=False, timeout=10)
+            assert response.status_code in (400, 401) and "Location" not in response.headers, refused
+    finally:
+        stop_idp(proc)

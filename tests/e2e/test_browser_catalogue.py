@@ -1,6 +1,8 @@
 """The model catalogue and circuit breakers in the platform admin, in a real browser: the list, an edit the
 form refuses with a clear error, and closing an open circuit."""
 
+import json
+import re
 import threading
 import uuid
 from typing import Any
@@ -16,6 +18,7 @@ from tenants.models import Tenant
 from tests.conftest import Stack
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_browser_break_glass import sign_in_as_platform_staff
+from tests.e2e.test_browser_chat import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -81,6 +84,20 @@ def test_platform_admin_onboards_a_tenant_from_the_admin(
     ops.click("input[value='Onboard tenant']")
     expect(ops.locator(".messagelist")).to_contain_text(f"Web Onboarded Ltd is ready at {host}.localhost")
     screenshot(ops, "admin-onboarded")
+    # Its first admin, added to the development identity provider's users file (docs/identity.md), signs in
+    # on the new domain at once: no restart, no redirect URI to register by hand.
+    users = json.loads(stack.users_file.read_text())
+    users["users"].append({
+        "sub": f"{slug}-admin", "username": f"admin@{host}.example", "password": "convosuite-demo",
+        "email": f"admin@{host}.example", "name": "Wendy Web", "tenant": slug, "roles": ["tenant_admin", "end_user"],
+    })  # fmt: skip
+    stack.users_file.write_text(json.dumps(users))
+    wendy = new_page()
+    sign_in(wendy, stack, host, f"admin@{host}.example")
+    expect(wendy).to_have_url(re.compile(rf"http://{host}\.localhost:\d+/chat/$"))
+    wendy.goto(f"http://{host}.localhost:{stack.web_port}/console/usage/")
+    expect(wendy.locator("h1")).to_have_text("Usage")
+    screenshot(wendy, "onboarded-tenant-console")
     # Playwright's sync API keeps an event loop in this thread, where Django refuses database calls.
     failures: list[BaseException] = []
 
