@@ -184,7 +184,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
 # A task not acked within this time is redelivered; keep it above CELERY_TASK_TIME_LIMIT and
 # GATEWAY_LEASE_SECONDS (tests lower it to see a killed worker's task redelivered quickly).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    # How often a worker looks for tasks a dead worker took and never acknowledged: kombu's sweep runs every
+    # interval x throttle seconds (10 x 10 by default). The several-node rehearsal shortens both.
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+    # One worker sweeps at a time, under a lock in Redis; a worker killed while it holds the lock holds up
+    # every sweep until the lock expires (kombu's default: 300 s, seen in the rehearsal).
+    "unacked_mutex_expire": env.int("CELERY_UNACKED_MUTEX_EXPIRE", default=300),
+}
 
 # Celery beat (run by `celery -A convosuite worker -B` in `make up`): signed checkpoints of every tenant's
 # chain heads, and deletion of expired audit export files.
