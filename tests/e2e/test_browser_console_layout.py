@@ -201,6 +201,8 @@ def test_console_pages_fit_the_screen_with_tappable_targets(
             page.wait_for_load_state("networkidle")
             # The page's section is marked in the navigation (highlighted, aria-current).
             expect(page.locator(f".console__nav [data-nav='{nav_key}']")).to_have_attribute("aria-current", "page")
+            # And the console's tab in the top bar (prompts, knowledge and evidence pages included).
+            expect(page.locator(".topbar__link[href='/console/']").first).to_have_attribute("aria-current", "page")
             found = layout_problems(page)
             if found:
                 problems[name] = found + page.evaluate(WIDE_ELEMENTS)
